@@ -1,0 +1,1 @@
+"""Data stages: download, crop, demo dataset, composites, torch Dataset."""
