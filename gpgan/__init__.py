@@ -2,15 +2,13 @@
 
 Public entry points:
 
-- :func:`gpgan.blend` — blend ``src`` into ``dst`` under ``mask`` with any method.
+- :func:`gpgan.blend` — blend ``src`` into ``dst`` under ``mask`` with any method
+  (implemented in :mod:`gpgan.blending`; the module is not called ``blend`` so that
+  ``gpgan.blend`` stays the function).
 - :func:`gpgan.poisson.gaussian_poisson` — one level of the Gaussian-Poisson equation.
 """
 
+from .blending import METHODS, blend
+
 __version__ = "0.1.0"
-
-
-def blend(src, dst, mask, method="gp-gan", **options):
-    """Blend ``src`` into ``dst`` where ``mask`` is 1; see :func:`gpgan.blend.blend`."""
-    from .blend import blend as _blend
-
-    return _blend(src, dst, mask, method=method, **options)
+__all__ = ["blend", "METHODS", "__version__"]

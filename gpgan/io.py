@@ -22,6 +22,7 @@ __all__ = [
     "to_float_image",
     "to_mask",
     "write_image",
+    "check_output_path",
     "atomic_path",
 ]
 
@@ -146,8 +147,7 @@ class atomic_path:
 
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.suffix + ".tmp"
-                                   if not self.suffix else ".tmp" + self.suffix,
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp" + self.suffix,
                                    dir=self.path.parent)
         os.close(fd)
         self.tmp = Path(tmp)
@@ -164,6 +164,17 @@ class atomic_path:
 _EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm"}
 
 
+def check_output_path(path) -> Path:
+    """Fail early (before any work) if ``path`` has no known image extension."""
+    path = Path(path)
+    if path.suffix.lower() not in _EXTS:
+        raise InputError(f"{path}: unknown image extension {path.suffix!r} "
+                         f"(use one of {', '.join(sorted(_EXTS))})")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory")
+    return path
+
+
 def write_image(path, img: np.ndarray, *, bits: int = 8) -> Path:
     """Write a float image in [0, 1] atomically; the format follows the extension.
 
@@ -171,10 +182,8 @@ def write_image(path, img: np.ndarray, *, bits: int = 8) -> Path:
     images are always written with 8 bits per channel (PIL has no 16-bit RGB mode).
     Raises :class:`InputError` for an unknown extension.
     """
-    path = Path(path)
+    path = check_output_path(path)
     ext = path.suffix.lower()
-    if ext not in _EXTS:
-        raise InputError(f"{path}: unknown image extension {ext!r} (use one of {sorted(_EXTS)})")
     a = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]

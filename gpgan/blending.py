@@ -1,0 +1,274 @@
+"""Blending methods behind one signature: ``blend(src, dst, mask, method, **options)``.
+
+Methods (``METHODS``):
+
+``copy-paste``  ``m * src + (1 - m) * dst``.
+``poisson``     Poisson image editing (Perez et al. 2003): Dirichlet boundary = dst,
+                unknowns inside the mask, source gradients (:func:`poisson.poisson_blend`).
+``mpb``         modified Poisson blending (Tanaka et al. 2012), screened Poisson on the
+                whole image (:func:`poisson.modified_poisson`; option ``epsilon``).
+``laplacian``   Burt-Adelson multi-band blending (Laplacian pyramids, option ``levels``).
+``gp``          the Gaussian-Poisson pyramid with the low-resolution copy-paste
+                composite as colour: GP-GAN without the GAN (the paper's ablation).
+``gp-gan``      GP-GAN: the Blending GAN's 64x64 image as colour, then the GP pyramid
+                (needs ``model``: a checkpoint path or a loaded generator).
+
+GP options: ``color_weight`` (beta, 1.0), ``solver`` ("cg" | "dct"), ``sigma`` (0.5),
+``pyramid`` ("aspect" | "reference"), ``image_size`` (64), ``preserve_background``
+(False) with ``band`` (pixels, 5), ``rtol``, ``maxiter``. Common: ``offset=(y, x)`` to
+place a smaller ``src`` (and its mask, of ``src``'s size) inside ``dst``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from . import poisson
+from .errors import InputError, ModelError
+from .io import to_float_image, to_mask
+from .pyramid import (dilate, downsample2, gaussian_pyramid, level_sizes, resize,
+                      resize_mask, upsample2)
+
+__all__ = ["blend", "METHODS", "prepare_inputs", "gp_pyramid"]
+
+METHODS = ("copy-paste", "poisson", "mpb", "laplacian", "gp", "gp-gan")
+
+_EMPTY_MASK = ("mask is empty (no pixel > 0): the object must be non-zero (1 or 255, "
+               "alpha > 0); check the mask file and --offset")
+
+
+# --------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------
+def place(src: np.ndarray, mask: np.ndarray, dst_shape: tuple[int, int],
+          offset: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Put ``src`` (h, w, 3) and its mask (h, w) at ``offset=(y, x)`` in a ``dst``-sized
+    canvas.
+
+    Parts outside ``dst`` are clipped. The mask is 0 where ``src`` does not reach; the
+    source is edge-replicated there, so a mask touching the source's border sees a
+    zero source gradient across it (not a jump to black).
+    """
+    H, W = dst_shape
+    h, w = mask.shape
+    y, x = int(offset[0]), int(offset[1])
+    if y >= H or x >= W or y + h <= 0 or x + w <= 0:
+        raise InputError(f"offset {y},{x} puts the {w}x{h} source entirely outside the "
+                         f"{W}x{H} destination (width x height)")
+    r0, c0 = max(-y, 0), max(-x, 0)
+    r1, c1 = h - max(y + h - H, 0), w - max(x + w - W, 0)
+    s, m = src[r0:r1, c0:c1], mask[r0:r1, c0:c1]
+    top, left = max(y, 0), max(x, 0)
+    bottom, right = H - top - s.shape[0], W - left - s.shape[1]
+    src_full = np.pad(s, ((top, bottom), (left, right), (0, 0)), mode="edge")
+    mask_full = np.pad(m, ((top, bottom), (left, right)), mode="constant")
+    return np.ascontiguousarray(src_full, dtype=np.float32), mask_full.astype(np.float32)
+
+
+def prepare_inputs(src, dst, mask, offset=None):
+    """Validate and normalise inputs to float32 ``(H, W, 3)``, ``(H, W, 3)``, ``(H, W)``.
+
+    Accepts arrays in any encoding :mod:`gpgan.io` knows (uint8/uint16/float, grey,
+    RGB, RGBA; masks 0/1, 0/255, RGB, alpha or soft). Without ``offset`` all three
+    must have ``dst``'s size; with it, ``mask`` has ``src``'s size and the source may
+    lie partly outside ``dst`` (clipped), not entirely.
+    """
+    src = to_float_image(src)
+    dst = to_float_image(dst)
+    mask = to_mask(mask)
+    if offset is None:
+        if src.shape != dst.shape:
+            raise InputError(f"src is {src.shape[1]}x{src.shape[0]} but dst is "
+                             f"{dst.shape[1]}x{dst.shape[0]} (width x height): same size "
+                             "needed, or give an offset")
+        if mask.shape != dst.shape[:2]:
+            raise InputError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the images are "
+                             f"{dst.shape[1]}x{dst.shape[0]} (width x height)")
+    else:
+        if mask.shape != src.shape[:2]:
+            raise InputError(f"with an offset the mask must have src's size: mask is "
+                             f"{mask.shape[1]}x{mask.shape[0]}, src is "
+                             f"{src.shape[1]}x{src.shape[0]} (width x height)")
+        if not mask.any():
+            raise InputError(_EMPTY_MASK)
+        src, mask = place(src, mask, dst.shape[:2], offset)
+    if not mask.any():
+        raise InputError(_EMPTY_MASK)
+    return src, dst, mask
+
+
+def _chw(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(a, 2, 0))
+
+
+def _hwc(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(a, 0, 2))
+
+
+# --------------------------------------------------------------------------------------
+# Methods
+# --------------------------------------------------------------------------------------
+def copy_paste(src, dst, mask):
+    """``m * src + (1 - m) * dst`` (float32 (H, W, 3))."""
+    m = mask[:, :, None]
+    return (dst + m * (src - dst)).astype(np.float32)
+
+
+def laplacian_blend(src, dst, mask, levels: int | None = None):
+    """Burt & Adelson (1983) multi-band blending.
+
+    Laplacian pyramids of src and dst are mixed band by band with the Gaussian
+    pyramid of the mask, then collapsed. ``levels`` defaults to as many halvings as
+    keep the coarsest side >= 8 pixels (at most 8).
+    """
+    h, w = mask.shape
+    if levels is None:
+        levels = int(max(1, min(8, np.floor(np.log2(min(h, w) / 8.0)))))
+    s, d = _chw(src), _chw(dst)
+    m = mask.astype(np.float32)
+    gs, gd, gm = [s], [d], [m]
+    for _ in range(levels):
+        gs.append(downsample2(gs[-1]))
+        gd.append(downsample2(gd[-1]))
+        gm.append(downsample2(gm[-1]))
+    out = gd[-1] + gm[-1] * (gs[-1] - gd[-1])
+    for k in range(levels - 1, -1, -1):
+        size = gs[k].shape[1:]
+        ls = gs[k] - upsample2(gs[k + 1], size)
+        ld = gd[k] - upsample2(gd[k + 1], size)
+        out = upsample2(out, size) + ld + gm[k] * (ls - ld)
+    return _hwc(np.clip(out, 0.0, 1.0))
+
+
+def gp_pyramid(src, dst, mask, color0, *, color_weight=1.0, solver="cg", sigma=0.5,
+               pyramid="aspect", image_size=64, preserve_background=False, band=5,
+               rtol=poisson.DEFAULT_RTOL, maxiter=poisson.DEFAULT_MAXITER,
+               infos: list | None = None):
+    """The Gaussian-Poisson stage: walk up the pyramid solving Eq. (1) at each level.
+
+    ``color0`` is the level-0 colour image (``(h0, w0, 3)`` or any size, resized to
+    level 0), e.g. the GAN output. At level ``s > 0`` the colour is the previous
+    level's result up-sampled. With ``preserve_background`` the pixels farther than
+    ``band`` pixels from the mask are held at ``dst`` (Dirichlet; the ``beta -> inf``
+    limit of a per-pixel colour weight), so the scene does not drift.
+    """
+    H, W = mask.shape
+    ref = pyramid == "reference"
+    sizes = level_sizes(H, W, image_size, pyramid)
+    taps = poisson.gaussian_taps(sigma)
+    beta = poisson._check_beta(color_weight, (H, W)) if np.ndim(color_weight) else \
+        poisson._check_beta(color_weight, None)
+    s_pyr = gaussian_pyramid(_chw(src), sizes, reference=ref)
+    d_pyr = gaussian_pyramid(_chw(dst), sizes, reference=ref)
+    if ref:
+        m_pyr = [resize_mask(mask, sz, nearest=True) for sz in sizes]
+    else:
+        m_pyr = [mask]
+        for sz in reversed(sizes[:-1]):
+            m_pyr.append(resize_mask(m_pyr[-1], sz))
+        m_pyr = m_pyr[::-1]
+    y = resize(_chw(np.asarray(color0, dtype=np.float32)), sizes[0])
+    for level, size in enumerate(sizes):
+        if level > 0:
+            y = resize(y, size)
+        b = beta if np.ndim(beta) == 0 else resize_mask(beta, size)
+        fixed = None
+        if preserve_background:
+            fixed = ~dilate(m_pyr[level] > 0, band)
+        y, info = poisson.solve_level(s_pyr[level], d_pyr[level], m_pyr[level], y, b, solver,
+                                      taps=taps, fixed=fixed, rtol=rtol, maxiter=maxiter)
+        if infos is not None:
+            infos.append(dict(info, level=level, size=size))
+    return _hwc(y)
+
+
+@lru_cache(maxsize=4)
+def _cached_generator(path: str, device: str):
+    from .models import load_generator
+
+    return load_generator(path, device=device)
+
+
+def gan_color(src, dst, mask, model, *, image_size=64, pyramid="aspect", device="auto"):
+    """The Blending GAN's colour image at level 0: ``G(copy-paste at 64x64)``.
+
+    Returns float32 ``(64, 64, 3)`` in [0, 1]; the pyramid resizes it to level 0.
+    """
+    if model is None:
+        raise ModelError("method 'gp-gan' needs a model: pass model=PATH (CLI --model), "
+                         "e.g. results/demo/model/best.pt from the workflow")
+    from .models import generate_color
+
+    generator = _cached_generator(str(model), device) if isinstance(model, (str, bytes)) or \
+        hasattr(model, "__fspath__") else model
+    H, W = mask.shape
+    size0 = level_sizes(H, W, image_size, pyramid)[0]
+    cp = _chw(copy_paste(src, dst, mask))
+    cp0 = gaussian_pyramid(cp, level_sizes(H, W, image_size, pyramid),
+                           reference=pyramid == "reference")[0]
+    cp64 = resize(cp0, (image_size, image_size)) if size0 != (image_size, image_size) else cp0
+    return generate_color(generator, _hwc(np.clip(cp64, 0.0, 1.0)))
+
+
+def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, solver="cg",
+          model=None, sigma=0.5, pyramid="aspect", image_size=64,
+          preserve_background=False, band=5, rtol=poisson.DEFAULT_RTOL,
+          maxiter=poisson.DEFAULT_MAXITER, epsilon=0.05, levels=None, device="auto",
+          infos=None):
+    """Blend ``src`` into ``dst`` where ``mask`` is 1.
+
+    Parameters
+    ----------
+    src, dst : array (H, W[, C])
+        Object and scene images (uint8/uint16/float in [0, 1]; grey, RGB or RGBA).
+    mask : array (H, W[, C])
+        Object mask in any common encoding (0/1, 0/255, RGB, alpha, soft).
+    method : str
+        One of :data:`METHODS`.
+    offset : (int, int), optional
+        ``(y, x)`` of ``src``'s top-left corner in ``dst`` (then ``mask`` has ``src``'s
+        size); parts outside ``dst`` are clipped.
+    color_weight : float or array
+        beta of the Gaussian-Poisson equation (``gp``, ``gp-gan``).
+    solver : {"cg", "dct"}
+        Gaussian-Poisson solver; ``preserve_background`` needs "cg".
+    model : path or torch.nn.Module
+        Blending GAN generator checkpoint (``gp-gan``).
+
+    Returns
+    -------
+    ndarray float32 (H, W, 3) in [0, 1] with ``dst``'s size.
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
+    if solver not in ("cg", "dct"):
+        raise InputError(f"unknown solver {solver!r} (use 'cg' or 'dct')")
+    if pyramid not in ("aspect", "reference"):
+        raise InputError(f"unknown pyramid {pyramid!r} (use 'aspect' or 'reference')")
+    if preserve_background and solver != "cg":
+        raise InputError("preserve_background needs solver='cg'")
+    src, dst, mask = prepare_inputs(src, dst, mask, offset)
+    if method == "copy-paste":
+        return copy_paste(src, dst, mask)
+    if method == "poisson":
+        return poisson.poisson_blend(src, dst, mask, rtol=rtol, maxiter=maxiter)
+    if method == "mpb":
+        return poisson.modified_poisson(src, dst, mask, epsilon=epsilon,
+                                        solver="dct" if solver == "dct" else "cg",
+                                        rtol=rtol, maxiter=maxiter)
+    if method == "laplacian":
+        return laplacian_blend(src, dst, mask, levels)
+    gp = dict(color_weight=color_weight, solver=solver, sigma=sigma, pyramid=pyramid,
+              image_size=image_size, preserve_background=preserve_background, band=band,
+              rtol=rtol, maxiter=maxiter, infos=infos)
+    if method == "gp":
+        H, W = mask.shape
+        sizes = level_sizes(H, W, image_size, pyramid)
+        cp = _chw(copy_paste(src, dst, mask))
+        color0 = _hwc(gaussian_pyramid(cp, sizes, reference=pyramid == "reference")[0])
+        return gp_pyramid(src, dst, mask, color0, **gp)
+    color0 = gan_color(src, dst, mask, model, image_size=image_size, pyramid=pyramid,
+                       device=device)
+    return gp_pyramid(src, dst, mask, color0, **gp)

@@ -1,0 +1,568 @@
+"""The Gaussian-Poisson equation (GP-GAN, Wu et al. 2019, Eq. 7-9) and Poisson baselines.
+
+One level of GP-GAN's high-resolution stage solves, per colour channel, the screened
+Poisson system (``SPEC.md``)::
+
+    (-Lap_N + beta * G_N) Y = -div F + beta * x~                                 (1)
+
+- ``Lap_N``: 5-point Laplacian, Neumann (reflect) boundary;
+- ``G_N``: 3x3 Gaussian (sigma 0.5, taps ``g1, g0, g1`` per axis, reflect boundary);
+- ``F``: guidance gradients of the composite, ``F_h = D_h src * mbar_h +
+  D_h dst * (1 - mbar_h)`` with ``mbar_h(i, j) = (m(i, j) + m(i, j+1)) / 2`` and forward
+  differences ``D_h I(i, j) = I(i, j+1) - I(i, j)`` (0 in the last column);
+- ``x~``: the colour constraint (the GAN image, up-sampled).
+
+Both operators are symmetric and diagonalised by the orthonormal 2-D DCT-II with
+eigenvalues ``lambda_L(k, l) = 4 - 2 cos(pi k/H) - 2 cos(pi l/W)`` and
+``lambda_G(k, l) = (g0 + 2 g1 cos(pi k/H)) (g0 + 2 g1 cos(pi l/W))``, so (1) has the
+closed form ``Y = IDCT((DCT(rhs)) / (lambda_L + beta lambda_G))`` (``solver="dct"``).
+
+The default ``solver="cg"`` solves (1) with :func:`scipy.sparse.linalg.cg` on the
+operator as a :class:`scipy.sparse.linalg.LinearOperator` (a matrix-free stencil; the
+same operator assembled as a ``scipy.sparse`` matrix is :func:`operator_matrix`), with
+the closed form as preconditioner. For a constant ``beta`` the preconditioner is exact
+and CG stops after one iteration; the sparse form is what allows what the closed form
+cannot:
+
+- a per-pixel colour weight ``beta(x) >= 0``: the symmetric positive definite form
+  ``(-Lap_N + S G_N S) Y = -div F + beta * x~`` with ``S = diag(sqrt(beta))``, which is
+  exactly (1) when ``beta`` is constant;
+- Dirichlet pixels (``fixed``): pixels held at a given value (``beta -> inf`` limit),
+  used by ``preserve_background`` and by classic Poisson blending.
+
+All arrays here are ``float32``; images are ``(H, W, 3)`` at the public boundary and
+``(C, H, W)`` inside (the layout the 2-D transforms want).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft as sfft
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator, cg
+
+from .errors import InputError
+
+__all__ = [
+    "gaussian_taps",
+    "gaussian_poisson",
+    "guidance_divergence",
+    "neg_laplacian",
+    "gaussian_filter3",
+    "apply_operator",
+    "operator_matrix",
+    "poisson_blend",
+    "modified_poisson",
+    "SolveInfo",
+    "solve_level",
+]
+
+#: Number of FFT worker threads for scipy.fft (-1 = all cores).
+FFT_WORKERS = -1
+#: Default relative tolerance of the CG solver (on the joint RGB residual).
+DEFAULT_RTOL = 1e-6
+#: Default CG iteration cap.
+DEFAULT_MAXITER = 500
+
+
+# --------------------------------------------------------------------------------------
+# Kernels and eigenvalues
+# --------------------------------------------------------------------------------------
+def gaussian_taps(sigma: float = 0.5) -> tuple[float, float]:
+    """1-D taps ``(g0, g1)`` of the 3x3 Gaussian used by the Gaussian-Poisson equation.
+
+    The sampled Gaussian is normalised over a radius of ``int(4 sigma + 0.5)`` pixels
+    (the reference's truncation) and then cut to the central 3 taps, so for
+    ``sigma = 0.5``: ``g0 = 0.786571``, ``g1 = 0.106451`` and the 3x3 kernel sums to
+    0.998945 (its DC gain), as in ``SPEC.md``.
+    """
+    if not sigma > 0:
+        raise InputError(f"gaussian sigma must be > 0, got {sigma}")
+    radius = max(1, int(4.0 * sigma + 0.5))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    g = np.exp(-(x**2) / (2.0 * sigma**2))
+    g /= g.sum()
+    return float(g[radius]), float(g[radius + 1])
+
+
+def _cos_pi(n: int, transform: str) -> np.ndarray:
+    if transform == "dct":  # DCT-II: Neumann (half-sample symmetric) boundary
+        return np.cos(np.pi * np.arange(n) / n)
+    # DST-I: Dirichlet (zero) boundary
+    return np.cos(np.pi * np.arange(1, n + 1) / (n + 1))
+
+
+@lru_cache(maxsize=64)
+def _inverse_eigenvalues(h: int, w: int, beta: float, g0: float, g1: float,
+                         transform: str = "dct") -> np.ndarray:
+    """``1 / (lambda_L + beta lambda_G)`` as float32 ``(h, w)`` (cached per size)."""
+    ch, cw = _cos_pi(h, transform), _cos_pi(w, transform)
+    lam = (2.0 - 2.0 * ch)[:, None] + (2.0 - 2.0 * cw)[None, :]
+    if beta:
+        lam = lam + beta * (g0 + 2.0 * g1 * ch)[:, None] * (g0 + 2.0 * g1 * cw)[None, :]
+    if lam[0, 0] <= 1e-12:  # pure Neumann Poisson: the mean is free; pin it to 0
+        lam[0, 0] = np.inf
+    inv = (1.0 / lam).astype(np.float32)
+    inv.flags.writeable = False
+    return inv
+
+
+def _largest_prime_factor(n: int) -> int:
+    p, largest = 2, 1
+    while p * p <= n:
+        while n % p == 0:
+            largest, n = p, n // p
+        p += 1
+    return max(largest, n) if n > 1 else largest
+
+
+def _padded_length(n: int, beta: float, g_dc: float) -> int:
+    """Length to solve a Neumann problem of length ``n`` on (>= n).
+
+    DCT lengths with a large prime factor are 2-4x slower (Bluestein). For those we
+    solve on a mirror-extended domain of a fast length: the mirror extension is exact
+    for the boundary itself, and the far end's error decays like ``exp(-kappa p)``
+    with the screened operator's decay rate ``kappa = acosh(1 + beta g_dc / 2)``; the
+    pad ``p`` is chosen so that factor is below 1e-7. If that pad would be as large
+    as ``n`` (tiny beta), no padding is done.
+    """
+    if n < 64 or _largest_prime_factor(n) <= 13 or beta <= 0:
+        return n
+    kappa = math.acosh(1.0 + 0.5 * beta * g_dc)
+    pad = int(math.ceil(16.2 / kappa))  # exp(-16.2) ~ 1e-7
+    if pad >= n:
+        return n
+    return sfft.next_fast_len(n + pad, real=True)
+
+
+# --------------------------------------------------------------------------------------
+# Operators (matrix-free, (C, H, W) float32)
+# --------------------------------------------------------------------------------------
+def neg_laplacian(z: np.ndarray) -> np.ndarray:
+    """``-Lap_N z`` over the last two axes (5-point stencil, Neumann boundary)."""
+    out = np.zeros_like(z)
+    d = np.subtract(z[..., 1:, :], z[..., :-1, :])
+    out[..., :-1, :] -= d
+    out[..., 1:, :] += d
+    d = np.subtract(z[..., :, 1:], z[..., :, :-1])
+    out[..., :, :-1] -= d
+    out[..., :, 1:] += d
+    return out
+
+
+def _filter3(z: np.ndarray, g0: float, g1: float, axis: int) -> np.ndarray:
+    """``g1 z[i-1] + g0 z[i] + g1 z[i+1]`` along ``axis`` (reflect boundary)."""
+    n = z.shape[axis]
+    out = np.multiply(z, g0)
+    if n == 1:
+        out += (2.0 * g1) * z
+        return out
+
+    def sl(a, b):
+        s = [slice(None)] * z.ndim
+        s[axis] = slice(a, b)
+        return tuple(s)
+
+    nb = np.empty_like(z)
+    nb[sl(1, n - 1)] = z[sl(0, n - 2)]
+    nb[sl(1, n - 1)] += z[sl(2, n)]
+    nb[sl(0, 1)] = z[sl(0, 1)] + z[sl(1, 2)]
+    nb[sl(n - 1, n)] = z[sl(n - 2, n - 1)] + z[sl(n - 1, n)]
+    nb *= g1
+    out += nb
+    return out
+
+
+def gaussian_filter3(z: np.ndarray, taps: tuple[float, float]) -> np.ndarray:
+    """``G_N z``: the separable 3x3 Gaussian over the last two axes (reflect boundary)."""
+    g0, g1 = taps
+    if g1 == 0.0:
+        return np.multiply(z, g0 * g0)
+    return _filter3(_filter3(z, g0, g1, z.ndim - 2), g0, g1, z.ndim - 1)
+
+
+def apply_operator(z: np.ndarray, beta, taps: tuple[float, float]) -> np.ndarray:
+    """``A z = -Lap_N z + S G_N S z`` with ``S = sqrt(beta)`` (``beta`` scalar or (H, W))."""
+    out = neg_laplacian(z)
+    if np.isscalar(beta) or np.ndim(beta) == 0:
+        if float(beta) != 0.0:
+            g = gaussian_filter3(z, taps)
+            g *= np.float32(beta)
+            out += g
+        return out
+    s = np.sqrt(beta).astype(np.float32)
+    g = gaussian_filter3(z * s, taps)
+    g *= s
+    out += g
+    return out
+
+
+def _lap_matrix_1d(n: int) -> sp.csr_array:
+    main = np.full(n, 2.0)
+    if n == 1:
+        return sp.csr_array(np.zeros((1, 1)))
+    main[0] = main[-1] = 1.0
+    return sp.diags_array([-np.ones(n - 1), main, -np.ones(n - 1)], offsets=[-1, 0, 1],
+                          format="csr")
+
+
+def _gauss_matrix_1d(n: int, g0: float, g1: float) -> sp.csr_array:
+    main = np.full(n, g0)
+    if n == 1:
+        return sp.csr_array(np.array([[g0 + 2 * g1]]))
+    main[0] += g1
+    main[-1] += g1
+    off = np.full(n - 1, g1)
+    return sp.diags_array([off, main, off], offsets=[-1, 0, 1], format="csr")
+
+
+def operator_matrix(shape: tuple[int, int], beta=1.0, taps=None) -> sp.csr_array:
+    """Assemble the single-channel operator of Eq. (1) as a ``scipy.sparse`` matrix.
+
+    ``A = (-Lap_N) + S G_N S`` on row-major flattened ``(H, W)`` images, built from
+    1-D Neumann / reflect factors with Kronecker products (``-Lap_N = L_H (x) I +
+    I (x) L_W``, ``G_N = G_H (x) G_W``). Same operator as :func:`apply_operator`.
+    """
+    h, w = shape
+    g0, g1 = gaussian_taps(0.5) if taps is None else taps
+    lap = sp.kron(_lap_matrix_1d(h), sp.eye_array(w)) + sp.kron(sp.eye_array(h),
+                                                                  _lap_matrix_1d(w))
+    gauss = sp.kron(_gauss_matrix_1d(h, g0, g1), _gauss_matrix_1d(w, g0, g1))
+    if np.ndim(beta) == 0:
+        return (lap + float(beta) * gauss).tocsr()
+    s = sp.diags_array(np.sqrt(np.asarray(beta, dtype=np.float64)).ravel())
+    return (lap + s @ gauss @ s).tocsr()
+
+
+# --------------------------------------------------------------------------------------
+# Guidance field
+# --------------------------------------------------------------------------------------
+def _bbox(mask: np.ndarray, margin: int = 1) -> tuple[int, int, int, int] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    return (max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, h),
+            max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w))
+
+
+def guidance_divergence(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``-div F`` of the half-mask guidance field, ``(C, H, W)`` float32.
+
+    Uses ``F = D dst + mbar * D(src - dst)``: the ``dst`` part is ``-Lap_N dst`` on
+    the whole image, the object part is non-zero only around the mask, so it is
+    computed on the mask's bounding box (plus one pixel) alone.
+    """
+    out = neg_laplacian(dst)
+    box = _bbox(mask > 0, margin=1)
+    if box is None:
+        return out
+    r0, r1, c0, c1 = box
+    d = src[:, r0:r1, c0:c1] - dst[:, r0:r1, c0:c1]
+    m = mask[r0:r1, c0:c1]
+    o = out[:, r0:r1, c0:c1]
+    if d.shape[2] > 1:
+        fh = d[:, :, 1:] - d[:, :, :-1]
+        fh *= 0.5 * (m[:, 1:] + m[:, :-1])
+        o[:, :, :-1] -= fh
+        o[:, :, 1:] += fh
+    if d.shape[1] > 1:
+        fv = d[:, 1:, :] - d[:, :-1, :]
+        fv *= (0.5 * (m[1:, :] + m[:-1, :]))
+        o[:, :-1, :] -= fv
+        o[:, 1:, :] += fv
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Solvers
+# --------------------------------------------------------------------------------------
+class SolveInfo(dict):
+    """Diagnostics of a solve: ``solver``, ``iterations``, ``residual`` (relative)."""
+
+
+def _dct_solve(rhs: np.ndarray, beta: float, taps, *, pad: bool = True) -> np.ndarray:
+    """Closed-form Neumann solve of ``(-Lap_N + beta G_N) Y = rhs`` for (C, H, W)."""
+    c, h, w = rhs.shape
+    g0, g1 = taps
+    g_dc = (g0 + 2 * g1) ** 2
+    hp = _padded_length(h, beta, g_dc) if pad else h
+    wp = _padded_length(w, beta, g_dc) if pad else w
+    x = rhs
+    if (hp, wp) != (h, w):
+        x = np.pad(rhs, ((0, 0), (0, hp - h), (0, wp - w)), mode="symmetric")
+    y = sfft.dctn(x, type=2, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
+                  overwrite_x=x is not rhs)
+    y *= _inverse_eigenvalues(hp, wp, float(beta), g0, g1, "dct")
+    y = sfft.idctn(y, type=2, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
+                   overwrite_x=True)
+    if (hp, wp) != (h, w):
+        y = np.ascontiguousarray(y[:, :h, :w])
+    return y
+
+
+def _dst_solve(rhs: np.ndarray, beta: float, taps) -> np.ndarray:
+    """Closed-form zero-Dirichlet solve of ``(-Lap_D + beta G_D) Y = rhs`` (C, H, W)."""
+    _, h, w = rhs.shape
+    g0, g1 = taps
+    y = sfft.dstn(rhs, type=1, axes=(1, 2), norm="ortho", workers=FFT_WORKERS)
+    y *= _inverse_eigenvalues(h, w, float(beta), g0, g1, "dst")
+    return sfft.idstn(y, type=1, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
+                      overwrite_x=True)
+
+
+def _cg(matvec, psolve, b: np.ndarray, x0: np.ndarray | None, rtol: float, maxiter: int,
+        what: str) -> tuple[np.ndarray, SolveInfo]:
+    n = b.size
+    A = LinearOperator((n, n), matvec=matvec, dtype=np.float32)
+    M = LinearOperator((n, n), matvec=psolve, dtype=np.float32)
+    count = [0]
+
+    def callback(_):
+        count[0] += 1
+
+    x, status = cg(A, b, x0=x0, rtol=rtol, atol=0.0, maxiter=maxiter, M=M, callback=callback)
+    if status != 0:
+        res = np.linalg.norm(b - matvec(x)) / max(np.linalg.norm(b), 1e-30)
+        raise InputError(f"{what}: CG did not reach rtol={rtol:g} in {maxiter} iterations "
+                         f"(relative residual {res:.2e}); raise maxiter or rtol")
+    return x, SolveInfo(solver="cg", iterations=count[0])
+
+
+def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: int,
+                ) -> tuple[np.ndarray, SolveInfo]:
+    """Solve Eq. (1) on the whole image (Neumann boundary), rhs (C, H, W)."""
+    scalar = np.ndim(beta) == 0
+    if solver == "dct":
+        if not scalar:
+            raise InputError("solver='dct' needs a constant beta; use solver='cg' for a "
+                             "per-pixel beta")
+        return _dct_solve(rhs, float(beta), taps), SolveInfo(solver="dct", iterations=0)
+    shape = rhs.shape
+    beta_pc = float(beta) if scalar else float(np.mean(beta))
+    beta_op = beta if scalar else np.asarray(beta, dtype=np.float32)
+
+    def matvec(v):
+        return apply_operator(v.reshape(shape), beta_op, taps).ravel()
+
+    def psolve(r):
+        return _dct_solve(r.reshape(shape), beta_pc, taps).ravel()
+
+    y, info = _cg(matvec, psolve, rhs.ravel(), None, rtol, maxiter, "gaussian_poisson")
+    return y.reshape(shape), info
+
+
+def _solve_restricted(rhs: np.ndarray, fixed_values: np.ndarray, free: np.ndarray, beta,
+                      taps, rtol: float, maxiter: int, what: str,
+                      ) -> tuple[np.ndarray, SolveInfo]:
+    """Solve ``A Y = rhs`` on the ``free`` pixels with ``Y = fixed_values`` elsewhere.
+
+    Works on the bounding box of ``free`` plus one pixel (the fixed ring around it);
+    CG on the free unknowns with a zero-Dirichlet DST-I closed-form preconditioner on
+    a box of fast transform length. Returns the full ``(C, H, W)`` solution.
+    """
+    c, h, w = rhs.shape
+    out = fixed_values.copy()
+    box = _bbox(free, margin=1)
+    if box is None:
+        return out, SolveInfo(solver="cg", iterations=0)
+    r0, r1, c0, c1 = box
+    sub_free = free[r0:r1, c0:c1]
+    sub_beta = beta if np.ndim(beta) == 0 else np.asarray(beta, np.float32)[r0:r1, c0:c1]
+    idx = np.flatnonzero(sub_free.ravel())
+    bh, bw = r1 - r0, c1 - c0
+    # DST-I is fast when n + 1 has small prime factors: grow the preconditioner box.
+    ph = sfft.next_fast_len(bh + 1, real=True) - 1
+    pw = sfft.next_fast_len(bw + 1, real=True) - 1
+    beta_pc = float(sub_beta) if np.ndim(sub_beta) == 0 else float(
+        np.mean(np.asarray(sub_beta)[sub_free]))
+
+    base = np.array(fixed_values[:, r0:r1, c0:c1], dtype=np.float32)
+    base[:, sub_free] = 0.0
+    b = rhs[:, r0:r1, c0:c1] - apply_operator(base, sub_beta, taps)
+    b = np.ascontiguousarray(b.reshape(c, -1)[:, idx]).ravel()
+
+    def embed(v, hh=bh, ww=bw):
+        z = np.zeros((c, hh * ww), dtype=np.float32)
+        if (hh, ww) == (bh, bw):
+            z[:, idx] = v.reshape(c, -1)
+            return z.reshape(c, hh, ww)
+        zz = np.zeros((c, bh * bw), dtype=np.float32)
+        zz[:, idx] = v.reshape(c, -1)
+        z = z.reshape(c, hh, ww)
+        z[:, :bh, :bw] = zz.reshape(c, bh, bw)
+        return z
+
+    def matvec(v):
+        az = apply_operator(embed(v), sub_beta, taps)
+        return np.ascontiguousarray(az.reshape(c, -1)[:, idx]).ravel()
+
+    def psolve(r):
+        y = _dst_solve(embed(r, ph, pw), beta_pc, taps)[:, :bh, :bw]
+        return np.ascontiguousarray(y.reshape(c, -1)[:, idx]).ravel()
+
+    x0 = np.ascontiguousarray(fixed_values[:, r0:r1, c0:c1].reshape(c, -1)[:, idx]).ravel()
+    y, info = _cg(matvec, psolve, b, x0, rtol, maxiter, what)
+    sub = out[:, r0:r1, c0:c1].reshape(c, -1)
+    sub[:, idx] = y.reshape(c, -1)
+    out[:, r0:r1, c0:c1] = sub.reshape(c, bh, bw)
+    return out, info
+
+
+# --------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------
+def _chw(img: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(img, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3:
+        raise InputError(f"{name}: expected (H, W, C) image, got shape {a.shape}")
+    return np.ascontiguousarray(np.moveaxis(a, 2, 0))
+
+
+def _hwc(y: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(y, 0, 2))
+
+
+def _check_beta(beta, shape) -> float | np.ndarray:
+    if np.ndim(beta) == 0:
+        beta = float(beta)
+        if not (beta > 0 and np.isfinite(beta)):
+            raise InputError(f"color weight beta must be a finite number > 0, got {beta} "
+                             "(beta = 0 is pure Poisson: ill-posed without a boundary)")
+        return beta
+    b = np.asarray(beta, dtype=np.float32)
+    if b.shape != shape:
+        raise InputError(f"beta array has shape {b.shape}, expected {shape}")
+    if not np.all(np.isfinite(b)) or b.min() < 0 or b.max() <= 0:
+        raise InputError("beta array must be finite, >= 0 and not all zero")
+    return b
+
+
+def gaussian_poisson(src, dst, mask, color, beta=1.0, solver: str = "cg", *,
+                     sigma: float = 0.5, rtol: float = DEFAULT_RTOL,
+                     maxiter: int = DEFAULT_MAXITER, fixed=None,
+                     return_info: bool = False):
+    """Solve one level of the Gaussian-Poisson equation (Eq. 1 in the module docstring).
+
+    Parameters
+    ----------
+    src, dst : ndarray, float32 (H, W, C), [0, 1]
+        Object image and scene image, already aligned and the same size.
+    mask : ndarray, float32 (H, W), [0, 1]
+        1 on the object; soft values weight the guidance field.
+    color : ndarray, float32 (H, W, C)
+        Colour constraint ``x~`` (the GAN image up-sampled to this level).
+    beta : float or ndarray (H, W)
+        Colour weight (paper default 1.0). An array gives a per-pixel weight
+        (``solver="cg"`` only); a constant array equals the scalar.
+    solver : {"cg", "dct"}
+        ``"cg"``: :func:`scipy.sparse.linalg.cg` with the DCT closed form as
+        preconditioner. ``"dct"``: the closed form alone (constant ``beta``).
+    sigma : float
+        Sigma of the 3x3 Gaussian ``G_N`` (0.5).
+    rtol, maxiter : float, int
+        CG relative tolerance on the joint RGB residual, and iteration cap.
+    fixed : ndarray of bool (H, W), optional
+        Pixels held at ``dst`` (Dirichlet, the ``beta -> inf`` limit); needs ``"cg"``.
+    return_info : bool
+        Also return a :class:`SolveInfo` (iterations, solver).
+
+    Returns
+    -------
+    ndarray, float32 (H, W, C) in [0, 1] (clipped), and the info when asked.
+    """
+    s, d, x = _chw(src, "src"), _chw(dst, "dst"), _chw(color, "color")
+    m = np.asarray(mask, dtype=np.float32)
+    if m.ndim == 3:
+        m = m[:, :, 0]
+    shape = d.shape[1:]
+    if s.shape != d.shape or x.shape != d.shape or m.shape != shape:
+        raise InputError(f"size mismatch: src {s.shape[1:]}, dst {shape}, "
+                         f"color {x.shape[1:]}, mask {m.shape}")
+    y, info = solve_level(s, d, m, x, _check_beta(beta, shape), solver,
+                          taps=gaussian_taps(sigma), fixed=fixed, rtol=rtol, maxiter=maxiter)
+    out = _hwc(y)
+    return (out, info) if return_info else out
+
+
+def solve_level(src, dst, mask, color, beta, solver="cg", *, taps, fixed=None,
+                rtol=DEFAULT_RTOL, maxiter=DEFAULT_MAXITER):
+    """:func:`gaussian_poisson` on channel-first ``(C, H, W)`` float32 arrays.
+
+    No input conversion (``beta`` already checked); used by the pyramid to avoid a
+    transpose per level. Returns ``(Y, SolveInfo)`` with ``Y`` clipped to [0, 1].
+    """
+    if solver not in ("cg", "dct"):
+        raise InputError(f"unknown solver {solver!r} (use 'cg' or 'dct')")
+    rhs = guidance_divergence(src, dst, mask)
+    if np.ndim(beta) == 0:
+        color = color * np.float32(beta) if beta != 1.0 else color
+    else:
+        color = color * beta
+    rhs += color
+    if fixed is not None:
+        fixed = np.asarray(fixed, dtype=bool)
+        if fixed.shape != dst.shape[1:]:
+            raise InputError(f"fixed mask has shape {fixed.shape}, expected {dst.shape[1:]}")
+        if solver != "cg":
+            raise InputError("Dirichlet (fixed) pixels need solver='cg'")
+        y, info = _solve_restricted(rhs, dst, ~fixed, beta, taps, rtol, maxiter,
+                                    "gaussian_poisson")
+    else:
+        y, info = _solve_full(rhs, beta, taps, solver, rtol, maxiter)
+    np.clip(y, 0.0, 1.0, out=y)
+    return y, info
+
+
+def poisson_blend(src, dst, mask, *, rtol: float = DEFAULT_RTOL,
+                  maxiter: int = DEFAULT_MAXITER, return_info: bool = False):
+    """Classic Poisson image editing (Perez et al. 2003, seamless cloning).
+
+    Unknowns are the pixels with ``mask > 0.5`` (``Omega``); every other pixel keeps
+    ``dst`` (Dirichlet boundary). Inside, ``-Lap_N Y = -Lap_N src`` (the guidance is
+    the source gradient; at the image border the missing neighbours are dropped,
+    i.e. Neumann). Solved by :func:`scipy.sparse.linalg.cg` with a DST-I (Dirichlet
+    Laplacian) preconditioner on the mask's bounding box.
+    """
+    s, d = _chw(src, "src"), _chw(dst, "dst")
+    m = np.asarray(mask, dtype=np.float32)
+    if s.shape != d.shape or m.shape != d.shape[1:]:
+        raise InputError(f"size mismatch: src {s.shape[1:]}, dst {d.shape[1:]}, "
+                         f"mask {m.shape}")
+    free = m > 0.5
+    rhs = neg_laplacian(s)
+    y, info = _solve_restricted(rhs, d, free, 0.0, (1.0, 0.0), rtol, maxiter, "poisson")
+    np.clip(y, 0.0, 1.0, out=y)
+    out = _hwc(y)
+    return (out, info) if return_info else out
+
+
+def modified_poisson(src, dst, mask, *, epsilon: float = 0.05, solver: str = "dct",
+                     rtol: float = DEFAULT_RTOL, maxiter: int = DEFAULT_MAXITER):
+    """Modified Poisson blending (Tanaka et al. 2012): a screened Poisson solve.
+
+    ``(-Lap_N + epsilon) Y = -div F + epsilon * x_cp`` on the whole image, with the
+    half-mask guidance ``F`` and the copy-paste composite ``x_cp`` as the (unblurred)
+    colour term, Neumann boundary: Eq. (1) with the identity instead of ``G_N``.
+    """
+    if not epsilon > 0:
+        raise InputError(f"epsilon must be > 0, got {epsilon}")
+    s, d = _chw(src, "src"), _chw(dst, "dst")
+    m = np.asarray(mask, dtype=np.float32)
+    if s.shape != d.shape or m.shape != d.shape[1:]:
+        raise InputError(f"size mismatch: src {s.shape[1:]}, dst {d.shape[1:]}, "
+                         f"mask {m.shape}")
+    rhs = guidance_divergence(s, d, m)
+    rhs += np.float32(epsilon) * (d + m * (s - d))
+    if solver == "dct":
+        y = _dct_solve(rhs, float(epsilon), (1.0, 0.0))
+    else:
+        y, _ = _solve_full(rhs, float(epsilon), (1.0, 0.0), "cg", rtol, maxiter)
+    np.clip(y, 0.0, 1.0, out=y)
+    return _hwc(y)

@@ -1,0 +1,249 @@
+"""The Gaussian-Poisson solver against an independent direct sparse solve, and the
+Poisson baselines against their defining equations. Real photos, small sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import spsolve
+
+from gpgan import poisson
+from gpgan.errors import InputError
+
+G0, G1 = 0.786571, 0.106451  # SPEC.md, sigma 0.5
+
+
+# ----------------------------------------------------------------------------------
+# Independent reference: per-pixel loops straight from SPEC.md's definitions
+# ----------------------------------------------------------------------------------
+def reference_matrix(h, w, beta, g0=G0, g1=G1):
+    """(-Lap_N + S G_N S) assembled pixel by pixel (no code shared with gpgan)."""
+    n = h * w
+    rows, cols, vals = [], [], []
+    taps = {-1: g1, 0: g0, 1: g1}
+    b = np.broadcast_to(np.asarray(beta, dtype=np.float64), (h, w))
+    for i in range(h):
+        for j in range(w):
+            p = i * w + j
+            for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                ii, jj = i + di, j + dj
+                if 0 <= ii < h and 0 <= jj < w:  # Neumann: missing neighbours dropped
+                    rows += [p, p]
+                    cols += [p, ii * w + jj]
+                    vals += [1.0, -1.0]
+            for di in (-1, 0, 1):
+                for dj in (-1, 0, 1):
+                    ii = min(max(i + di, 0), h - 1)  # reflect: index -1 -> 0, h -> h-1
+                    jj = min(max(j + dj, 0), w - 1)
+                    q = ii * w + jj
+                    rows.append(p)
+                    cols.append(q)
+                    vals.append(np.sqrt(b[i, j] * b[ii, jj]) * taps[di] * taps[dj])
+    return sp.csc_matrix((vals, (rows, cols)), shape=(n, n))
+
+
+def reference_rhs(src, dst, mask, color, beta):
+    """-div F + beta * color with F the half-mask guidance (SPEC.md), per channel."""
+    h, w, c = dst.shape
+    out = np.zeros((h, w, c))
+    fh = np.zeros((h, w, c))
+    fv = np.zeros((h, w, c))
+    for i in range(h):
+        for j in range(w):
+            if j + 1 < w:
+                mb = (mask[i, j] + mask[i, j + 1]) / 2
+                fh[i, j] = (src[i, j + 1] - src[i, j]) * mb + (dst[i, j + 1] - dst[i, j]) * (1 - mb)
+            if i + 1 < h:
+                mb = (mask[i, j] + mask[i + 1, j]) / 2
+                fv[i, j] = (src[i + 1, j] - src[i, j]) * mb + (dst[i + 1, j] - dst[i, j]) * (1 - mb)
+    for i in range(h):
+        for j in range(w):
+            left = fh[i, j - 1] if j > 0 else 0.0
+            up = fv[i - 1, j] if i > 0 else 0.0
+            out[i, j] = left - fh[i, j] + up - fv[i, j]
+    return out + np.asarray(beta, dtype=np.float64)[..., None] * color if np.ndim(beta) else \
+        out + beta * color
+
+
+def reference_solve(src, dst, mask, color, beta):
+    h, w, c = dst.shape
+    A = reference_matrix(h, w, beta)
+    rhs = reference_rhs(src.astype(np.float64), dst.astype(np.float64), mask, color, beta)
+    y = np.stack([spsolve(A, rhs[:, :, k].ravel()).reshape(h, w) for k in range(c)], axis=2)
+    return np.clip(y, 0.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def small(photos):
+    """48x64 crops of two real photos, an elliptic mask and a blurry colour image."""
+    from scipy.ndimage import gaussian_filter
+
+    src = photos["astronaut"][60:108, 180:244].copy()
+    dst = photos["coffee"][150:198, 250:314].copy()
+    yy, xx = np.mgrid[0:48, 0:64]
+    mask = (((yy - 22) / 14.0) ** 2 + ((xx - 30) / 20.0) ** 2 <= 1).astype(np.float32)
+    color = gaussian_filter(dst + mask[..., None] * (src - dst), (3, 3, 0)).astype(np.float32)
+    return src, dst, mask, color
+
+
+def test_gaussian_taps_match_spec():
+    g0, g1 = poisson.gaussian_taps(0.5)
+    assert g0 == pytest.approx(G0, abs=1e-6)
+    assert g1 == pytest.approx(G1, abs=1e-6)
+    assert (g0 + 2 * g1) ** 2 == pytest.approx(0.998945, abs=1e-6)
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.2, 5.0])
+@pytest.mark.parametrize("solver", ["cg", "dct"])
+def test_matches_independent_direct_solve(small, beta, solver):
+    src, dst, mask, color = small
+    expected = reference_solve(src, dst, mask, color, beta)
+    got = poisson.gaussian_poisson(src, dst, mask, color, beta=beta, solver=solver)
+    assert got.shape == (48, 64, 3) and got.dtype == np.float32
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_per_pixel_beta_matches_direct_solve(small):
+    src, dst, mask, color = small
+    beta = np.where(mask > 0, 0.5, 4.0).astype(np.float32)
+    expected = reference_solve(src, dst, mask, color, beta)
+    got, info = poisson.gaussian_poisson(src, dst, mask, color, beta=beta, return_info=True)
+    assert np.abs(got - expected).max() < 1e-4
+    assert info["iterations"] > 1  # a real CG solve, not the closed form
+
+
+def test_cg_and_dct_agree(small):
+    src, dst, mask, color = small
+    a = poisson.gaussian_poisson(src, dst, mask, color, solver="cg")
+    b = poisson.gaussian_poisson(src, dst, mask, color, solver="dct")
+    assert np.abs(a - b).max() < 1e-4
+
+
+def test_cg_and_dct_agree_at_prime_size(photos):
+    """257x383 (both prime): the dct path pads to a fast length; cg solves exactly."""
+    src = photos["astronaut"][:257, :383]
+    dst = photos["rocket"][:257, :383]
+    yy, xx = np.mgrid[0:257, 0:383]
+    mask = (((yy - 120) / 90.0) ** 2 + ((xx - 200) / 120.0) ** 2 <= 1).astype(np.float32)
+    color = 0.5 * dst + 0.25
+    a = poisson.gaussian_poisson(src, dst, mask, color, solver="cg", rtol=1e-7)
+    b = poisson.gaussian_poisson(src, dst, mask, color, solver="dct")
+    assert np.abs(a - b).max() < 1e-4
+
+
+def test_constant_beta_array_equals_scalar(small):
+    src, dst, mask, color = small
+    for beta in (1.0, 0.3):
+        a = poisson.gaussian_poisson(src, dst, mask, color, beta=beta)
+        b = poisson.gaussian_poisson(src, dst, mask, color,
+                                     beta=np.full(mask.shape, beta, np.float32))
+        assert np.abs(a - b).max() < 1e-5
+
+
+def test_operator_matrix_equals_stencil_and_reference():
+    rng = np.random.default_rng(0)
+    h, w = 9, 13
+    beta = rng.uniform(0.1, 3.0, (h, w))
+    A = poisson.operator_matrix((h, w), beta)
+    R = reference_matrix(h, w, beta)
+    assert abs(A - R).max() < 1e-5  # SPEC taps are given to 6 decimals
+    z = rng.standard_normal((1, h, w)).astype(np.float32)
+    az = poisson.apply_operator(z, beta.astype(np.float32), poisson.gaussian_taps())
+    assert np.abs(az.ravel() - A @ z.ravel().astype(np.float64)).max() < 1e-5
+
+
+def test_identity_input_changes_only_by_dc_gain(photos):
+    """src = dst = colour = I: the solution is I + A^-1 beta (I - G I). For a constant
+    image that is exactly I / 0.998945 (the 3x3 Gaussian's DC gain: +0.106%); on a real
+    photo the high frequencies of I - G I add a little (measured: max 0.0126, i.e.
+    ~3/255, mean 0.0014 on this crop)."""
+    c = np.full((32, 40, 3), 0.6, np.float32)
+    m = np.zeros((32, 40), np.float32)
+    y = poisson.gaussian_poisson(c, c, m, c)
+    assert np.allclose(y, 0.6 / 0.998945, atol=2e-6)
+
+    img = photos["chelsea"][:96, :128]
+    y = poisson.gaussian_poisson(img, img, np.ones((96, 128), np.float32), img)
+    assert np.abs(y - img).max() < 0.02
+    assert np.abs(y - img).mean() < 0.002
+    assert abs(float(y.mean() - img.mean())) < 2e-3
+
+
+def test_zero_mask_returns_dst(small):
+    src, dst, _, _ = small
+    zero = np.zeros(dst.shape[:2], np.float32)
+    y = poisson.gaussian_poisson(src, dst, zero, dst)
+    # Same effect as above: only the DC gain and I - G I (measured max 0.015, mean 0.0013).
+    assert np.abs(y - dst).max() < 0.02
+    assert np.abs(y - dst).mean() < 0.002
+
+
+def test_fixed_pixels_hold_dst_and_match_direct_solve(small):
+    """Dirichlet pixels: equals eliminating them from the independent system."""
+    src, dst, mask, color = small
+    fixed = np.ones(mask.shape, bool)
+    fixed[8:40, 6:56] = False
+    y = poisson.gaussian_poisson(src, dst, mask, color, fixed=fixed, rtol=1e-8)
+    assert np.array_equal(y[fixed], dst[fixed])
+    A = reference_matrix(48, 64, 1.0).tocsr()
+    rhs = reference_rhs(src.astype(np.float64), dst.astype(np.float64), mask, color, 1.0)
+    free = ~fixed.ravel()
+    for k in range(3):
+        b = rhs[:, :, k].ravel() - A[:, fixed.ravel()] @ dst[:, :, k].ravel()[fixed.ravel()]
+        yk = spsolve(A[free][:, free].tocsc(), b[free])
+        assert np.abs(np.clip(yk, 0, 1) - y[:, :, k].ravel()[free]).max() < 1e-4
+
+
+def test_bad_beta_and_solver_are_refused(small):
+    src, dst, mask, color = small
+    with pytest.raises(InputError, match="beta"):
+        poisson.gaussian_poisson(src, dst, mask, color, beta=0.0)
+    with pytest.raises(InputError, match="solver"):
+        poisson.gaussian_poisson(src, dst, mask, color, solver="lu")
+    with pytest.raises(InputError, match="constant beta"):
+        poisson.gaussian_poisson(src, dst, mask, color, beta=np.ones(mask.shape) * 2,
+                                 solver="dct")
+    with pytest.raises(InputError, match="size mismatch"):
+        poisson.gaussian_poisson(src[:-1], dst, mask, color)
+
+
+# ----------------------------------------------------------------------------------
+# Poisson (Perez) and modified Poisson (Tanaka)
+# ----------------------------------------------------------------------------------
+def _neg_lap_np(img):
+    """-Lap_N of an (H, W, C) image, written independently with np.pad (edge = Neumann)."""
+    p = np.pad(img.astype(np.float64), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    return 4 * p[1:-1, 1:-1] - p[:-2, 1:-1] - p[2:, 1:-1] - p[1:-1, :-2] - p[1:-1, 2:]
+
+
+def test_poisson_blend_boundary_and_laplacian(photos):
+    # Mid-range images so nothing clips and the equation can be checked exactly.
+    src = 0.25 + 0.5 * photos["astronaut"][100:196, 150:278]
+    dst = 0.25 + 0.5 * photos["coffee"][100:196, 200:328]
+    yy, xx = np.mgrid[0:96, 0:128]
+    mask = (((yy - 40) / 30.0) ** 2 + ((xx - 70) / 45.0) ** 2 <= 1).astype(np.float32)
+    mask[:5, 60:80] = 1  # touches the image border (Neumann there)
+    y, info = poisson.poisson_blend(src, dst, mask, rtol=1e-8, return_info=True)
+    inside = mask > 0.5
+    assert np.array_equal(y[~inside], dst[~inside])  # every pixel off the mask is dst
+    assert 0.0 < y.min() and y.max() < 1.0
+    lap_y, lap_s = _neg_lap_np(y), _neg_lap_np(src)
+    assert np.abs(lap_y[inside] - lap_s[inside]).max() < 1e-4
+    assert info["iterations"] > 0
+
+
+def test_modified_poisson_matches_direct_solve(small):
+    src, dst, mask, _ = small
+    eps = 0.05
+    h, w = mask.shape
+    lap = reference_matrix(h, w, 0.0)
+    A = (lap + eps * sp.identity(h * w)).tocsc()
+    cp = dst + mask[..., None] * (src - dst)
+    rhs = reference_rhs(src.astype(np.float64), dst.astype(np.float64), mask,
+                        np.zeros_like(cp), 0.0) + eps * cp
+    expected = np.clip(np.stack([spsolve(A, rhs[:, :, k].ravel()).reshape(h, w)
+                                 for k in range(3)], 2), 0, 1)
+    for solver in ("dct", "cg"):
+        got = poisson.modified_poisson(src, dst, mask, epsilon=eps, solver=solver)
+        assert np.abs(got - expected).max() < 1e-4
