@@ -113,7 +113,7 @@ def _hwc(a: np.ndarray) -> np.ndarray:
 def copy_paste(src, dst, mask):
     """``m * src + (1 - m) * dst`` (float32 (H, W, 3))."""
     m = mask[:, :, None]
-    return (dst + m * (src - dst)).astype(np.float32)
+    return (src * m + dst * (1.0 - m)).astype(np.float32)
 
 
 def laplacian_blend(src, dst, mask, levels: int | None = None):
