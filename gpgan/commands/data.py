@@ -1,0 +1,167 @@
+"""Data sub-commands: ``gpgan download``, ``crop``, ``demo``, ``composites``.
+
+Thin front doors onto :mod:`gpgan.data`; see ``docs/data.md`` for examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..errors import ConfigError
+
+
+def _fractions(text: str) -> dict[str, float]:
+    """``train=0.8,val=0.1,test=0.1`` -> dict."""
+    out = {}
+    try:
+        for part in text.split(","):
+            name, value = part.split("=")
+            out[name.strip()] = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"fractions must look like train=0.8,val=0.1,test=0.1, got {text!r}") from None
+    return out
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI numbers, got {text!r}") from None
+    return lo, hi
+
+
+def _logging(quiet: bool) -> None:
+    root = logging.getLogger("gpgan")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def register(sub) -> None:
+    from ..data.download import TRANSIENT_URL
+
+    p = sub.add_parser("download", help="download (resumable, verified) and extract an archive",
+                       description="Download URL to OUT with HTTP Range resume, retries and "
+                                   "SHA-256 verification; optionally extract it safely.")
+    p.add_argument("--url", default=TRANSIENT_URL, help=f"default: {TRANSIENT_URL}")
+    p.add_argument("--out", required=True, help="archive file to write")
+    p.add_argument("--sha256", default="",
+                   help="expected SHA-256; empty: record it in OUT.sha256 on first download")
+    p.add_argument("--size", type=int, default=None, help="expected size in bytes")
+    p.add_argument("--extract-to", help="extract the archive into this folder")
+    p.add_argument("--strip-components", type=int, default=0,
+                   help="drop leading path components when extracting")
+    p.add_argument("--include", help="only extract members under this path prefix")
+    p.add_argument("--retries", type=int, default=5)
+    p.add_argument("--timeout", type=float, default=60.0, help="socket timeout, seconds")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_download)
+
+    p = sub.add_parser("crop", help="crop every scene folder with its bounding box",
+                       description="Crop DATA_PATH/<scene>/* with bbox lines "
+                                   "'scene:sx,sy,ex,ey' (rows sx:ex, cols sy:ey, end "
+                                   "exclusive); scenes without a box are kept whole.")
+    p.add_argument("--data-path", required=True, help="folder of scene folders (imageAlignedLD)")
+    p.add_argument("--bbox", help="bounding-box file (omit: keep all images whole)")
+    p.add_argument("--output-dir", required=True, help="writes OUTPUT_DIR/<scene>/<name>.png")
+    p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
+                   help="unreadable image: stop (default) or report and skip it")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=run_crop)
+
+    p = sub.add_parser("demo", help="build the embedded demo dataset (relit real photos)",
+                       description="Write OUT_DIR/<scene>/<k>.png: crops of photos shipped "
+                                   "in scikit-image/matplotlib, each relit K times.")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--scenes", type=int, default=30, help="number of scenes (default 30)")
+    p.add_argument("--variants", type=int, default=8, help="variants per scene (default 8)")
+    p.add_argument("--size", type=int, default=256, help="short side in pixels (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=run_demo)
+
+    p = sub.add_parser("composites",
+                       help="split scenes; write train/val manifests and test composites",
+                       description="Split the scenes of SCENES_ROOT by scene, write "
+                                   "OUT_DIR/{splits,train,val}.csv and the full-resolution "
+                                   "test composites OUT_DIR/<id>/{src,dst,mask,gt}.png + "
+                                   "test.csv.")
+    p.add_argument("--scenes-root", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fractions", type=_fractions, default={"train": 0.8, "val": 0.1,
+                                                            "test": 0.1},
+                   help="split fractions (default train=0.8,val=0.1,test=0.1)")
+    p.add_argument("--n-train", type=int, default=150_000)
+    p.add_argument("--n-val", type=int, default=2_000)
+    p.add_argument("--n-test", type=int, default=50)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--ratio", type=float, default=0.5)
+    p.add_argument("--coverage", type=_range, default=(0.05, 0.4), metavar="LO,HI",
+                   help="mask coverage range of test composites (default 0.05,0.4)")
+    p.add_argument("--max-size", type=int, help="down-scale test images to this long side")
+    p.add_argument("--masks-root", help="object masks <masks-root>/<scene>/*.png")
+    p.add_argument("--on-error", choices=("fail", "skip"), default="fail")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=run_composites)
+
+
+def run_download(args) -> int:
+    from ..data.download import download, extract
+
+    _logging(args.quiet)
+    if args.retries < 0 or args.timeout <= 0:
+        raise ConfigError("--retries must be >= 0 and --timeout > 0")
+    path = download(args.url, args.out, sha256=args.sha256, expected_size=args.size,
+                    retries=args.retries, timeout=args.timeout, progress=not args.quiet)
+    if args.extract_to:
+        extract(path, args.extract_to, strip_components=args.strip_components,
+                include=args.include)
+        print(f"extracted {path} into {args.extract_to}")
+    else:
+        print(f"downloaded {path}")
+    return 0
+
+
+def run_crop(args) -> int:
+    from ..data.crop import crop_dataset
+
+    _logging(args.quiet)
+    s = crop_dataset(args.data_path, args.bbox, args.output_dir, on_error=args.on_error)
+    print(f"cropped {s.images} images of {len(s.scenes)} scenes into {args.output_dir} "
+          f"({len(s.cropped)} with a box, {len(s.uncropped)} kept whole, "
+          f"{len(s.skipped)} unreadable skipped, {len(s.missing)} boxes without a folder)")
+    return 0
+
+
+def run_demo(args) -> int:
+    import time
+
+    from ..data.demo import build_demo_dataset
+
+    _logging(args.quiet)
+    t0 = time.perf_counter()
+    paths = build_demo_dataset(args.out_dir, n_scenes=args.scenes, n_variants=args.variants,
+                               size=args.size, seed=args.seed)
+    print(f"wrote {len(paths)} images ({args.scenes} scenes x {args.variants} variants) to "
+          f"{args.out_dir} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def run_composites(args) -> int:
+    from ..data.composites import build_composites
+
+    _logging(args.quiet)
+    written = build_composites(args.scenes_root, args.out_dir, seed=args.seed,
+                               fractions=args.fractions, n_train=args.n_train,
+                               n_val=args.n_val, n_test=args.n_test,
+                               image_size=args.image_size, ratio=args.ratio,
+                               coverage=args.coverage, max_size=args.max_size,
+                               masks_root=args.masks_root, on_error=args.on_error)
+    print("wrote " + ", ".join(f"{k}: {v}" for k, v in written.items()))
+    return 0
