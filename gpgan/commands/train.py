@@ -1,0 +1,105 @@
+"""``gpgan train`` and ``gpgan select-checkpoint``: thin front doors onto :mod:`gpgan.train`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def _read_config(path) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of training options")
+    return data
+
+
+def _set(cfg: dict, key: str, value) -> dict:
+    """Override ``key`` in a flat config or in its ``train:`` section."""
+    if value is None:
+        return cfg
+    cfg = dict(cfg)
+    if isinstance(cfg.get("train"), dict):
+        cfg["train"] = dict(cfg["train"], **{key: value})
+    else:
+        cfg[key] = value
+    return cfg
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..train import DEMO_CONFIG, train_from_manifests
+
+    cfg = _read_config(args.config) if args.config else dict(DEMO_CONFIG)
+    for key in ("iterations", "device", "seed", "num_workers"):
+        cfg = _set(cfg, key, getattr(args, key))
+    if args.amp:
+        cfg = _set(cfg, "amp", True)
+    result = train_from_manifests(cfg, args.train_manifest, args.val_manifest,
+                                  args.scenes_root, args.out_dir, threads=args.threads,
+                                  progress=not args.quiet)
+    print(f"{result['final']}  ({result['iterations']} iterations, "
+          f"{result['seconds']:.1f} s on {result['device']})")
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from ..train import select_from_manifests
+
+    checkpoints = list(args.checkpoints)
+    if args.train_dir:
+        checkpoints += sorted(Path(args.train_dir, "checkpoints").glob("iter_*.pt"))
+    if not checkpoints:
+        raise ConfigError("no checkpoints given (use --checkpoints or --train-dir)")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    best = select_from_manifests(checkpoints, args.val_manifest, args.scenes_root,
+                                 args.out_dir, device=args.device)
+    print(best)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``train`` and ``select-checkpoint`` to the ``gpgan`` CLI."""
+    p = subparsers.add_parser(
+        "train", help="train the Blending GAN (WGAN + L2), resumable",
+        description="Train the Blending GAN on composite manifests. Re-running the "
+                    "same command resumes from OUT_DIR/state; see docs/training.md.")
+    p.add_argument("--config", help="YAML of training options (flat or under `train:`); "
+                                    "default: the demo config")
+    p.add_argument("--train-manifest", required=True, help="train split manifest CSV")
+    p.add_argument("--val-manifest", required=True, help="validation split manifest CSV")
+    p.add_argument("--scenes-root", required=True, help="folder the manifests refer to")
+    p.add_argument("--out-dir", required=True, help="run folder (checkpoints, log, final.pt)")
+    p.add_argument("--iterations", type=int, help="override the number of G iterations")
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--seed", type=int, help="override the seed")
+    p.add_argument("--num-workers", dest="num_workers", type=int,
+                   help="DataLoader worker processes")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    s = subparsers.add_parser(
+        "select-checkpoint", help="pick the checkpoint with the best validation L2",
+        description="Score checkpoints on the validation split (L2 / PSNR of G(x) vs "
+                    "truth at 64x64); write OUT_DIR/selection.csv and OUT_DIR/best.pt.")
+    s.add_argument("--checkpoints", nargs="*", default=[], help="checkpoint files")
+    s.add_argument("--train-dir", help="a training out-dir: use its checkpoints/iter_*.pt")
+    s.add_argument("--val-manifest", required=True, help="validation split manifest CSV")
+    s.add_argument("--scenes-root", required=True, help="folder the manifest refers to")
+    s.add_argument("--out-dir", required=True, help="receives selection.csv and best.pt")
+    s.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.set_defaults(func=_select)

@@ -1,0 +1,278 @@
+"""WGAN training loop: resume (bitwise), NaN detection, logs, checkpoint selection, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from gpgan import cli
+from gpgan.errors import ConfigError, TrainingError
+from gpgan.models import load_generator
+from gpgan.train import (DEFAULT_CONFIG, DEMO_CONFIG, critic_steps, evaluate_generator,
+                         iterations_for_epochs, resolve_config, select_checkpoint, train)
+
+SIZE = 32
+TINY = dict(image_size=SIZE, n_bottleneck=16, base_width=8, batch_size=8,
+            critic_iters=1, critic_iters_boost=3, boost_first=2, boost_every=0,
+            checkpoint_every=2, log_every=1, n_samples=4, seed=7)
+
+
+def make_pairs(n: int, seed: int) -> torch.utils.data.TensorDataset:
+    """Composite/truth pairs from real photos, in the Transient-Attributes style.
+
+    A random crop of astronaut / coffee / chelsea is the scene (ground truth); the
+    "object image" is the same crop under another illumination (per-channel gain and
+    gamma); the composite pastes its centre (ratio 0.5) into the scene.
+    """
+    rng = np.random.default_rng(seed)
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
+    comps, truths = [], []
+    for k in range(n):
+        img = photos[k % 3].astype(np.float32) / 255.0
+        c = 2 * SIZE
+        i, j = rng.integers(0, img.shape[0] - c), rng.integers(0, img.shape[1] - c)
+        scene = img[i:i + c, j:j + c].reshape(SIZE, 2, SIZE, 2, 3).mean(axis=(1, 3))
+        obj = np.clip(scene * rng.uniform(0.6, 1.4, 3), 0, 1) ** rng.uniform(0.7, 1.4)
+        comp = scene.copy()
+        q = SIZE // 4
+        comp[q:-q, q:-q] = obj[q:-q, q:-q]
+        comps.append(comp)
+        truths.append(scene)
+
+    def t(a):
+        return torch.from_numpy(np.stack(a).transpose(0, 3, 1, 2) * 2.0 - 1.0).float()
+
+    return torch.utils.data.TensorDataset(t(comps), t(truths))
+
+
+@pytest.fixture(scope="module")
+def data():
+    torch.set_num_threads(1)
+    return make_pairs(24, seed=0), make_pairs(8, seed=1)
+
+
+class Faulty(torch.utils.data.Dataset):
+    """Wraps a dataset; from call number ``after`` on, raises or returns NaN items."""
+
+    def __init__(self, base, after: int, mode: str):
+        self.base, self.after, self.mode, self.calls = base, after, mode, 0
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        self.calls += 1
+        x, y = self.base[i]
+        if self.calls > self.after:
+            if self.mode == "kill":
+                raise RuntimeError("simulated kill")
+            x = torch.full_like(x, float("nan"))
+        return x, y
+
+
+def calls_before(iteration: int, cfg: dict, start: int = 0) -> int:
+    """Dataset calls a run resumed at ``start`` makes before 0-based generator
+    ``iteration`` begins (1 checked item + the fixed sample batch + the batches)."""
+    full = resolve_config(cfg)
+    batches = sum(critic_steps(i, full) + 1 for i in range(start, iteration))
+    return 1 + full["n_samples"] + batches * full["batch_size"]
+
+
+def read_log(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def state(path):
+    return torch.load(path, weights_only=True)
+
+
+def assert_same_tensors(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_after_kill_is_bitwise_identical(tmp_path, data):
+    train_set, val_set = data
+    cfg = dict(TINY, iterations=6)
+    ref = train(cfg, train_set, val_set, tmp_path / "ref", progress=False)
+    assert ref["iterations"] == 6 and (tmp_path / "ref" / "done").exists()
+
+    run = tmp_path / "run"
+    # 1) a finished shorter run (3 iterations) that is later extended ...
+    train(dict(cfg, iterations=3), train_set, val_set, run, progress=False)
+    assert json.loads((run / "done").read_text())["iterations"] == 3
+    # 2) ... killed during iteration 6 (after the checkpoint at 4 and log row 5) ...
+    kill = Faulty(train_set, calls_before(5, cfg, start=3) + 3, "kill")
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(cfg, kill, val_set, run, progress=False)
+    assert not (run / "done").exists()  # not finished any more
+    assert [int(r["iteration"]) for r in read_log(run / "state" / "train_log.csv")] == \
+        [1, 2, 3, 4, 5]
+    # 3) ... and resumed to the end from the checkpoint at 4 (not from scratch).
+    counting = Faulty(train_set, 10 ** 9, "kill")
+    res = train(cfg, counting, val_set, run, progress=False)
+    assert res["iterations"] == 6
+    assert counting.calls == calls_before(6, cfg, start=4)
+
+    assert_same_tensors(state(ref["final"])["generator"], state(res["final"])["generator"])
+    full_ref = state(tmp_path / "ref" / "state" / "checkpoints" / "iter_0000006.pt")
+    full_run = state(run / "state" / "checkpoints" / "iter_0000006.pt")
+    assert_same_tensors(full_ref["critic"], full_run["critic"])
+    assert full_ref["opt_g"]["state"][0]["step"] == full_run["opt_g"]["state"][0]["step"]
+    assert torch.equal(full_ref["opt_d"]["state"][0]["exp_avg_sq"],
+                       full_run["opt_d"]["state"][0]["exp_avg_sq"])
+    assert full_ref["batches"] == full_run["batches"] == \
+        sum(critic_steps(i, resolve_config(cfg)) + 1 for i in range(6))
+
+    drop = ("seconds", "images_per_s")
+    rows_ref = [{k: v for k, v in r.items() if k not in drop}
+                for r in read_log(tmp_path / "ref" / "train_log.csv")]
+    rows_run = [{k: v for k, v in r.items() if k not in drop}
+                for r in read_log(run / "train_log.csv")]
+    assert rows_ref == rows_run and [int(r["iteration"]) for r in rows_ref] == list(range(1, 7))
+
+    # weight clipping: the critic stays in the box (up to its last, unclipped Adam step)
+    for name, p in full_ref["critic"].items():
+        if "running" not in name and p.is_floating_point():  # parameters, not BN stats
+            assert float(p.abs().max()) <= TINY.get("clamp", 0.01) + 3 * 2e-4
+    # older checkpoints are slimmed to the generator; the newest keeps the full state
+    old = state(tmp_path / "ref" / "checkpoints" / "iter_0000002.pt")
+    assert old["kind"] == "generator" and "opt_g" not in old and "critic" not in old
+    assert load_generator(tmp_path / "ref" / "checkpoints" / "iter_0000002.pt", "cpu")
+    assert sorted(p.name for p in (tmp_path / "ref" / "samples").glob("*.png"))[:2] == \
+        ["iter_0000002_train.png", "iter_0000002_val.png"]
+
+
+def test_finished_run_is_not_retrained_and_config_conflict_is_refused(tmp_path, data):
+    train_set, val_set = data
+    cfg = dict(TINY, iterations=2)
+    out = tmp_path / "run"
+    train(cfg, train_set, val_set, out, progress=False)
+    stamp = (out / "final.pt").stat().st_mtime_ns
+    again = train(cfg, train_set, val_set, out, progress=False)
+    assert again["iterations"] == 2 and (out / "final.pt").stat().st_mtime_ns == stamp
+    with pytest.raises(TrainingError, match="lr_g"):
+        train(dict(cfg, lr_g=1e-3), train_set, val_set, out, progress=False)
+    with pytest.raises(TrainingError, match="already trained 2"):
+        train(dict(cfg, iterations=1), train_set, val_set, out, progress=False)
+
+
+def test_nan_loss_stops_with_iteration(tmp_path, data):
+    train_set, val_set = data
+    cfg = dict(TINY, iterations=6)
+    poisoned = Faulty(train_set, calls_before(2, cfg), "nan")  # from 0-based iteration 2
+    with pytest.raises(TrainingError, match=r"non-finite loss at iteration 3 \(") as err:
+        train(cfg, poisoned, val_set, tmp_path, progress=False)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "done").exists() and not (tmp_path / "final.pt").exists()
+    ckpts = sorted(p.name for p in (tmp_path / "state" / "checkpoints").glob("*.pt"))
+    assert ckpts == ["iter_0000002.pt"]  # the last good state is kept for inspection
+
+
+def test_dataloader_workers_give_the_same_run(tmp_path, data):
+    train_set, val_set = data
+    cfg = dict(TINY, iterations=3, n_samples=0)
+    a = train(cfg, train_set, None, tmp_path / "a", progress=False)
+    b = train(dict(cfg, num_workers=2), train_set, None, tmp_path / "b", progress=False)
+    assert_same_tensors(state(a["final"])["generator"], state(b["final"])["generator"])
+
+
+def test_select_checkpoint_picks_lowest_val_l2(tmp_path, data):
+    train_set, val_set = data
+    cfg = dict(TINY, iterations=30, checkpoint_every=10, log_every=5)
+    res = train(cfg, train_set, val_set, tmp_path / "run", progress=False)
+    log = read_log(tmp_path / "run" / "train_log.csv")
+    assert [int(r["iteration"]) for r in log] == [5, 10, 15, 20, 25, 30]
+    assert all(float(r["images_per_s"]) > 0 for r in log)
+    assert float(log[-1]["l2"]) < float(log[0]["l2"])  # it learns
+
+    best = select_checkpoint(res["checkpoints"], val_set, tmp_path / "model", device="cpu")
+    assert best == tmp_path / "model" / "best.pt"
+    rows = read_log(tmp_path / "model" / "selection.csv")
+    assert [r["name"] for r in rows] == ["iter_0000010.pt", "iter_0000020.pt",
+                                         "iter_0000030.pt", "copy-paste", "untrained"]
+    ck = [r for r in rows if r["kind"] == "checkpoint"]
+    chosen = [r for r in rows if r["selected"] == "1"]
+    assert len(chosen) == 1 and chosen[0]["kind"] == "checkpoint"
+    assert float(chosen[0]["l2"]) == min(float(r["l2"]) for r in ck)
+    untrained = next(r for r in rows if r["name"] == "untrained")
+    assert float(chosen[0]["l2"]) < float(untrained["l2"])
+    # best.pt is a generator file that reproduces the reported score
+    g = load_generator(best, device="cpu")
+    score = evaluate_generator(g, val_set, device="cpu")
+    assert score["l2"] == pytest.approx(float(chosen[0]["l2"]), rel=1e-6)
+    assert score["psnr"] == pytest.approx(float(chosen[0]["psnr"]), rel=1e-5)
+    # the copy-paste row is the plain composite vs truth
+    x, y = val_set.tensors
+    cp = float((((x + 1) / 2 - (y + 1) / 2) ** 2).mean())
+    assert float(next(r for r in rows if r["name"] == "copy-paste")["l2"]) == \
+        pytest.approx(cp, rel=1e-6)
+
+
+def test_schedule_and_config():
+    cfg = resolve_config({})
+    assert cfg == dict(DEFAULT_CONFIG, critic_width=64)
+    steps = [critic_steps(i, cfg) for i in range(1001)]
+    assert steps[:25] == [100] * 25 and steps[25:30] == [5] * 5
+    assert steps[500] == 100 and steps[1000] == 100 and steps[499] == 5
+    assert sum(s == 100 for s in steps) == 25 + 2
+    # 2 epochs of 100 batches with boost 3 for 2 iterations then 1: 4+4+2*96 = 200
+    small = resolve_config(dict(TINY, epochs=2))
+    assert iterations_for_epochs(2, 100, small) == 2 + 96
+    assert resolve_config({"train": {"iterations": 5}, "seed": 3})["seed"] == 3
+    with pytest.raises(ConfigError, match="lr_G"):
+        resolve_config({"lr_G": 1e-3})
+    with pytest.raises(ConfigError, match="batch_size"):
+        resolve_config({"batch_size": 0})
+    resolve_config(DEMO_CONFIG)
+
+
+def test_cli_train_and_select_forward_arguments(tmp_path, monkeypatch, capsys):
+    import gpgan.train as T
+
+    seen = {}
+
+    def fake_train(cfg, train_csv, val_csv, scenes_root, out_dir, *, threads, progress):
+        seen.update(cfg=cfg, args=(train_csv, val_csv, scenes_root, out_dir),
+                    threads=threads, progress=progress)
+        return {"final": tmp_path / "final.pt", "iterations": 9, "seconds": 1.0,
+                "device": "cpu"}
+
+    def fake_select(checkpoints, val_csv, scenes_root, out_dir, *, device):
+        seen.update(ckpts=[p.name for p in checkpoints], device=device)
+        return tmp_path / "best.pt"
+
+    monkeypatch.setattr(T, "train_from_manifests", fake_train)
+    monkeypatch.setattr(T, "select_from_manifests", fake_select)
+    (tmp_path / "cfg.yaml").write_text("train:\n  iterations: 50\n  base_width: 16\nseed: 4\n")
+    rc = cli.main(["train", "--config", str(tmp_path / "cfg.yaml"), "--train-manifest",
+                   "tr.csv", "--val-manifest", "va.csv", "--scenes-root", "scenes",
+                   "--out-dir", "run", "--iterations", "9", "--threads", "2", "--quiet"])
+    assert rc == 0
+    assert seen["cfg"] == {"train": {"iterations": 9, "base_width": 16}, "seed": 4}
+    assert seen["args"] == ("tr.csv", "va.csv", "scenes", "run")
+    assert seen["threads"] == 2 and seen["progress"] is False
+
+    (tmp_path / "checkpoints").mkdir()
+    for i in (2, 1):
+        (tmp_path / "checkpoints" / f"iter_000000{i}.pt").write_bytes(b"")
+    rc = cli.main(["select-checkpoint", "--train-dir", str(tmp_path), "--val-manifest",
+                   "va.csv", "--scenes-root", "scenes", "--out-dir", "model"])
+    assert rc == 0 and seen["ckpts"] == ["iter_0000001.pt", "iter_0000002.pt"]
+    assert "best.pt" in capsys.readouterr().out
+
+
+def test_cli_bad_config_is_one_line_error(tmp_path, capsys):
+    (tmp_path / "cfg.yaml").write_text("iterations: 5\nlearning_rate: 1\n")
+    rc = cli.main(["train", "--config", str(tmp_path / "cfg.yaml"), "--train-manifest",
+                   "a.csv", "--val-manifest", "b.csv", "--scenes-root", ".", "--out-dir",
+                   str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: unknown training config key") and "\n" not in err
