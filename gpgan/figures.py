@@ -98,8 +98,10 @@ def qualitative_grid(test_csv, blends_root, methods, out_png, *, ids=None,
         tests = tests.head(max_rows)
     shown = [m for m in methods if m != "copy-paste"]
     cols = ["copy-paste + mask", *shown, "ground truth"]
+    aspect = float(np.median(tests["height"] / tests["width"]))  # panel height / width
     fig, axes = plt.subplots(len(tests), len(cols), squeeze=False,
-                             figsize=(cell_inches * len(cols), cell_inches * len(tests)))
+                             figsize=(cell_inches * len(cols),
+                                      cell_inches * aspect * len(tests) + 0.4))
     for r, t in enumerate(tests.itertuples(index=False)):
         src, dst, mask = read_image(t.src), read_image(t.dst), read_mask(t.mask)
         composite = mask[..., None] * src + (1.0 - mask[..., None]) * dst
@@ -296,7 +298,8 @@ def make_all_figures(run_dir, out_dir, *, methods=None, max_rows: int = 4) -> di
     run_dir : str or Path
     out_dir : str or Path
     methods : sequence of str, optional
-        Default: the sub-folders of ``<run>/blends``, sorted, ``copy-paste`` first.
+        Default: the methods of ``<run>/metrics/summary.csv`` in its order, else the
+        sub-folders of ``<run>/blends``, sorted, ``copy-paste`` first.
     max_rows : int
         Rows of the qualitative grid.
 
@@ -308,6 +311,9 @@ def make_all_figures(run_dir, out_dir, *, methods=None, max_rows: int = 4) -> di
     """
     run, out = Path(run_dir), Path(out_dir)
     blends = run / "blends"
+    summary_csv = run / "metrics" / "summary.csv"
+    if methods is None and summary_csv.is_file():  # the order of the metrics table
+        methods = list(dict.fromkeys(pd.read_csv(summary_csv)["method"]))
     if methods is None:
         found = sorted(p.name for p in blends.iterdir() if p.is_dir()) if blends.is_dir() else []
         methods = sorted(found, key=lambda m: m != "copy-paste")
