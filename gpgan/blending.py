@@ -4,7 +4,8 @@ Methods (``METHODS``):
 
 ``copy-paste``  ``m * src + (1 - m) * dst``.
 ``poisson``     Poisson image editing (Perez et al. 2003): Dirichlet boundary = dst,
-                unknowns inside the mask, source gradients (:func:`poisson.poisson_blend`).
+                unknowns inside the mask, source gradients (:func:`poisson.poisson_blend`;
+                option ``poisson_boundary="box"`` for OpenCV seamlessClone's variant).
 ``mpb``         modified Poisson blending (Tanaka et al. 2012), screened Poisson on the
                 whole image (:func:`poisson.modified_poisson`; option ``epsilon``).
 ``laplacian``   Burt-Adelson multi-band blending (Laplacian pyramids, option ``levels``).
@@ -35,6 +36,8 @@ __all__ = ["blend", "METHODS", "prepare_inputs", "gp_pyramid"]
 
 METHODS = ("copy-paste", "poisson", "mpb", "laplacian", "gp", "gp-gan")
 
+_NO_MODEL = ("method 'gp-gan' needs a model: pass model=PATH (CLI --model), e.g. "
+             "results/demo/model/best.pt from the workflow")
 _EMPTY_MASK = ("mask is empty (no pixel > 0): the object must be non-zero (1 or 255, "
                "alpha > 0); check the mask file and --offset")
 
@@ -142,25 +145,29 @@ def laplacian_blend(src, dst, mask, levels: int | None = None):
     return _hwc(np.clip(out, 0.0, 1.0))
 
 
-def gp_pyramid(src, dst, mask, color0, *, color_weight=1.0, solver="cg", sigma=0.5,
-               pyramid="aspect", image_size=64, preserve_background=False, band=5,
-               rtol=poisson.DEFAULT_RTOL, maxiter=poisson.DEFAULT_MAXITER,
-               infos: list | None = None):
-    """The Gaussian-Poisson stage: walk up the pyramid solving Eq. (1) at each level.
+def _object_window(mask: np.ndarray, levels: int, reach: int = 6) -> tuple[int, int, int, int]:
+    """Full-resolution window around the mask whose pyramid equals the full image's
+    pyramid on the mask's bounding box (+1 px) at every level.
 
-    ``color0`` is the level-0 colour image (``(h0, w0, 3)`` or any size, resized to
-    level 0), e.g. the GAN output. At level ``s > 0`` the colour is the previous
-    level's result up-sampled. With ``preserve_background`` the pixels farther than
-    ``band`` pixels from the mask are held at ``dst`` (Dirichlet; the ``beta -> inf``
-    limit of a per-pixel colour weight), so the scene does not drift.
+    Each 2x step's filter reaches 3 input pixels, so ``reach * 2**levels`` pixels of
+    margin cover all levels; the window is aligned to multiples of ``2**levels`` so its
+    coarse grids coincide with the full image's.
     """
     H, W = mask.shape
-    ref = pyramid == "reference"
-    sizes = level_sizes(H, W, image_size, pyramid)
-    taps = poisson.gaussian_taps(sigma)
-    beta = poisson._check_beta(color_weight, (H, W)) if np.ndim(color_weight) else \
-        poisson._check_beta(color_weight, None)
-    s_pyr = gaussian_pyramid(_chw(src), sizes, reference=ref)
+    r0, r1, c0, c1 = poisson._bbox(mask > 0, margin=1)
+    step = 2 ** levels
+    margin = reach * step + step
+    r0 = max(0, (r0 - margin) // step * step)
+    c0 = max(0, (c0 - margin) // step * step)
+    r1 = min(H, -(-(r1 + margin) // step) * step)
+    c1 = min(W, -(-(c1 + margin) // step) * step)
+    return r0, r1, c0, c1
+
+
+def _pyramids(src, dst, mask, sizes, ref):
+    """dst pyramid, (src - dst) pyramid on the object window, mask pyramid, level-0
+    copy-paste composite."""
+    levels = len(sizes) - 1
     d_pyr = gaussian_pyramid(_chw(dst), sizes, reference=ref)
     if ref:
         m_pyr = [resize_mask(mask, sz, nearest=True) for sz in sizes]
@@ -169,16 +176,63 @@ def gp_pyramid(src, dst, mask, color0, *, color_weight=1.0, solver="cg", sigma=0
         for sz in reversed(sizes[:-1]):
             m_pyr.append(resize_mask(m_pyr[-1], sz))
         m_pyr = m_pyr[::-1]
+    r0, r1, c0, c1 = (0, mask.shape[0], 0, mask.shape[1]) if ref else \
+        _object_window(mask, levels)
+    win = np.ascontiguousarray(np.moveaxis(src[r0:r1, c0:c1] - dst[r0:r1, c0:c1], 2, 0))
+    if ref:
+        diff_pyr = [(x, (0, 0)) for x in gaussian_pyramid(win, sizes, reference=True)]
+    else:
+        diff_pyr = [(win, (r0, c0))]
+        for k in range(levels):
+            diff_pyr.append((downsample2(diff_pyr[-1][0]), (r0 >> (k + 1), c0 >> (k + 1))))
+        diff_pyr = diff_pyr[::-1]
+    # level-0 copy-paste: dst_0 + m_0 * (src - dst)_0 on the window
+    cp0 = d_pyr[0].copy()
+    w0, (wr, wc) = diff_pyr[0]
+    hh, ww = w0.shape[1:]
+    cp0[:, wr:wr + hh, wc:wc + ww] += m_pyr[0][wr:wr + hh, wc:wc + ww] * w0
+    return d_pyr, diff_pyr, m_pyr, np.clip(cp0, 0.0, 1.0)
+
+
+def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", sigma=0.5,
+               pyramid="aspect", image_size=64, preserve_background=False, band=5,
+               rtol=poisson.DEFAULT_RTOL, maxiter=poisson.DEFAULT_MAXITER,
+               infos: list | None = None, color_fn=None):
+    """The Gaussian-Poisson stage: walk up the pyramid solving Eq. (1) at each level.
+
+    Parameters
+    ----------
+    src, dst, mask : float32 (H, W, 3), (H, W, 3), (H, W)
+    color0 : float32 (h, w, 3), optional
+        Level-0 colour image (any size; resized to level 0), e.g. the GAN output.
+        Default: the level-0 copy-paste composite (the ``gp`` method).
+    color_fn : callable, optional
+        ``color_fn(cp0)`` -> level-0 colour from the level-0 copy-paste composite
+        ``(h0, w0, 3)`` (how ``gp-gan`` runs the GAN without a second pyramid).
+
+    At level ``s > 0`` the colour is the previous level's result up-sampled. With
+    ``preserve_background`` the pixels farther than ``band`` pixels from the mask are
+    held at ``dst`` (Dirichlet; the ``beta -> inf`` limit of a per-pixel colour
+    weight), so the scene does not drift. Only ``dst`` is filtered at full size; the
+    object enters through ``src - dst`` on a window around the mask.
+    """
+    H, W = mask.shape
+    ref = pyramid == "reference"
+    sizes = level_sizes(H, W, image_size, pyramid)
+    taps = poisson.gaussian_taps(sigma)
+    beta = poisson._check_beta(color_weight, (H, W))
+    d_pyr, diff_pyr, m_pyr, cp0 = _pyramids(src, dst, mask, sizes, ref)
+    if color0 is None:
+        color0 = _hwc(cp0) if color_fn is None else color_fn(_hwc(cp0))
     y = resize(_chw(np.asarray(color0, dtype=np.float32)), sizes[0])
     for level, size in enumerate(sizes):
         if level > 0:
             y = resize(y, size)
         b = beta if np.ndim(beta) == 0 else resize_mask(beta, size)
-        fixed = None
-        if preserve_background:
-            fixed = ~dilate(m_pyr[level] > 0, band)
-        y, info = poisson.solve_level(s_pyr[level], d_pyr[level], m_pyr[level], y, b, solver,
-                                      taps=taps, fixed=fixed, rtol=rtol, maxiter=maxiter)
+        fixed = ~dilate(m_pyr[level] > 0, band) if preserve_background else None
+        y, info = poisson.solve_level(None, d_pyr[level], m_pyr[level], y, b, solver,
+                                      taps=taps, fixed=fixed, rtol=rtol, maxiter=maxiter,
+                                      diff=diff_pyr[level])
         if infos is not None:
             infos.append(dict(info, level=level, size=size))
     return _hwc(y)
@@ -191,24 +245,20 @@ def _cached_generator(path: str, device: str):
     return load_generator(path, device=device)
 
 
-def gan_color(src, dst, mask, model, *, image_size=64, pyramid="aspect", device="auto"):
-    """The Blending GAN's colour image at level 0: ``G(copy-paste at 64x64)``.
+def gan_color(cp0, model, *, image_size=64, device="auto"):
+    """The Blending GAN's colour image: ``G(copy-paste at 64x64)``.
 
-    Returns float32 ``(64, 64, 3)`` in [0, 1]; the pyramid resizes it to level 0.
+    ``cp0`` is the level-0 copy-paste composite ``(h0, w0, 3)``; it is resized to
+    ``image_size`` squared (a no-op with the reference pyramid). Returns float32
+    ``(image_size, image_size, 3)`` in [0, 1]; the pyramid resizes it back to level 0.
     """
     if model is None:
-        raise ModelError("method 'gp-gan' needs a model: pass model=PATH (CLI --model), "
-                         "e.g. results/demo/model/best.pt from the workflow")
+        raise ModelError(_NO_MODEL)
     from .models import generate_color
 
     generator = _cached_generator(str(model), device) if isinstance(model, (str, bytes)) or \
         hasattr(model, "__fspath__") else model
-    H, W = mask.shape
-    size0 = level_sizes(H, W, image_size, pyramid)[0]
-    cp = _chw(copy_paste(src, dst, mask))
-    cp0 = gaussian_pyramid(cp, level_sizes(H, W, image_size, pyramid),
-                           reference=pyramid == "reference")[0]
-    cp64 = resize(cp0, (image_size, image_size)) if size0 != (image_size, image_size) else cp0
+    cp64 = resize(_chw(cp0), (image_size, image_size))
     return generate_color(generator, _hwc(np.clip(cp64, 0.0, 1.0)))
 
 
@@ -216,7 +266,7 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, sol
           model=None, sigma=0.5, pyramid="aspect", image_size=64,
           preserve_background=False, band=5, rtol=poisson.DEFAULT_RTOL,
           maxiter=poisson.DEFAULT_MAXITER, epsilon=0.05, levels=None, device="auto",
-          infos=None):
+          poisson_boundary="mask", infos=None):
     """Blend ``src`` into ``dst`` where ``mask`` is 1.
 
     Parameters
@@ -253,7 +303,8 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, sol
     if method == "copy-paste":
         return copy_paste(src, dst, mask)
     if method == "poisson":
-        return poisson.poisson_blend(src, dst, mask, rtol=rtol, maxiter=maxiter)
+        return poisson.poisson_blend(src, dst, mask, boundary=poisson_boundary, rtol=rtol,
+                                     maxiter=maxiter)
     if method == "mpb":
         return poisson.modified_poisson(src, dst, mask, epsilon=epsilon,
                                         solver="dct" if solver == "dct" else "cg",
@@ -264,11 +315,9 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, sol
               image_size=image_size, preserve_background=preserve_background, band=band,
               rtol=rtol, maxiter=maxiter, infos=infos)
     if method == "gp":
-        H, W = mask.shape
-        sizes = level_sizes(H, W, image_size, pyramid)
-        cp = _chw(copy_paste(src, dst, mask))
-        color0 = _hwc(gaussian_pyramid(cp, sizes, reference=pyramid == "reference")[0])
-        return gp_pyramid(src, dst, mask, color0, **gp)
-    color0 = gan_color(src, dst, mask, model, image_size=image_size, pyramid=pyramid,
-                       device=device)
-    return gp_pyramid(src, dst, mask, color0, **gp)
+        return gp_pyramid(src, dst, mask, **gp)
+    if model is None:  # fail before any work
+        raise ModelError(_NO_MODEL)
+    return gp_pyramid(src, dst, mask, **gp,
+                      color_fn=lambda cp0: gan_color(cp0, model, image_size=image_size,
+                                                     device=device))

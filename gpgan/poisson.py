@@ -63,7 +63,7 @@ __all__ = [
 #: Number of FFT worker threads for scipy.fft (-1 = all cores).
 FFT_WORKERS = -1
 #: Default relative tolerance of the CG solver (on the joint RGB residual).
-DEFAULT_RTOL = 1e-6
+DEFAULT_RTOL = 1e-5
 #: Default CG iteration cap.
 DEFAULT_MAXITER = 500
 
@@ -141,15 +141,23 @@ def _padded_length(n: int, beta: float, g_dc: float) -> int:
 # --------------------------------------------------------------------------------------
 # Operators (matrix-free, (C, H, W) float32)
 # --------------------------------------------------------------------------------------
-def neg_laplacian(z: np.ndarray) -> np.ndarray:
-    """``-Lap_N z`` over the last two axes (5-point stencil, Neumann boundary)."""
-    out = np.zeros_like(z)
-    d = np.subtract(z[..., 1:, :], z[..., :-1, :])
-    out[..., :-1, :] -= d
-    out[..., 1:, :] += d
-    d = np.subtract(z[..., :, 1:], z[..., :, :-1])
-    out[..., :, :-1] -= d
-    out[..., :, 1:] += d
+def neg_laplacian(z: np.ndarray, add: np.ndarray | None = None) -> np.ndarray:
+    """``-Lap_N z`` over the last two axes (5-point stencil, Neumann boundary).
+
+    ``4 z - (sum of the 4 neighbours)``, where a missing neighbour (image border)
+    counts as ``z`` itself. ``add`` (same shape) is added in the same pass.
+    """
+    out = np.multiply(z, 4.0, dtype=z.dtype)
+    if add is not None:
+        out += add
+    out[..., 1:, :] -= z[..., :-1, :]
+    out[..., :-1, :] -= z[..., 1:, :]
+    out[..., :, 1:] -= z[..., :, :-1]
+    out[..., :, :-1] -= z[..., :, 1:]
+    out[..., 0, :] -= z[..., 0, :]
+    out[..., -1, :] -= z[..., -1, :]
+    out[..., :, 0] -= z[..., :, 0]
+    out[..., :, -1] -= z[..., :, -1]
     return out
 
 
@@ -250,19 +258,30 @@ def _bbox(mask: np.ndarray, margin: int = 1) -> tuple[int, int, int, int] | None
             max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w))
 
 
-def guidance_divergence(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def guidance_divergence(src: np.ndarray | None, dst: np.ndarray, mask: np.ndarray, *,
+                        diff: tuple[np.ndarray, tuple[int, int]] | None = None,
+                        add: np.ndarray | None = None) -> np.ndarray:
     """``-div F`` of the half-mask guidance field, ``(C, H, W)`` float32.
 
     Uses ``F = D dst + mbar * D(src - dst)``: the ``dst`` part is ``-Lap_N dst`` on
     the whole image, the object part is non-zero only around the mask, so it is
-    computed on the mask's bounding box (plus one pixel) alone.
+    computed on the mask's bounding box (plus one pixel) alone. Instead of ``src``
+    the caller may pass ``diff=(src - dst on a window, (row0, col0) of the window)``;
+    the window must cover the mask's bounding box plus one pixel. ``add`` is added to
+    the result (used to fuse the colour term into the same pass).
     """
-    out = neg_laplacian(dst)
+    out = neg_laplacian(dst, add)
     box = _bbox(mask > 0, margin=1)
     if box is None:
         return out
     r0, r1, c0, c1 = box
-    d = src[:, r0:r1, c0:c1] - dst[:, r0:r1, c0:c1]
+    if diff is None:
+        d = src[:, r0:r1, c0:c1] - dst[:, r0:r1, c0:c1]
+    else:
+        win, (wr, wc) = diff
+        if wr > r0 or wc > c0 or wr + win.shape[1] < r1 or wc + win.shape[2] < c1:
+            raise ValueError("diff window does not cover the mask's bounding box")
+        d = win[:, r0 - wr:r1 - wr, c0 - wc:c1 - wc]
     m = mask[r0:r1, c0:c1]
     o = out[:, r0:r1, c0:c1]
     if d.shape[2] > 1:
@@ -352,7 +371,10 @@ def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: 
     def psolve(r):
         return _dct_solve(r.reshape(shape), beta_pc, taps).ravel()
 
-    y, info = _cg(matvec, psolve, rhs.ravel(), None, rtol, maxiter, "gaussian_poisson")
+    # Start from the closed form: with a constant beta it is the solution, and CG only
+    # checks its residual (one operator application) and stops.
+    b = rhs.ravel()
+    y, info = _cg(matvec, psolve, b, psolve(b), rtol, maxiter, "gaussian_poisson")
     return y.reshape(shape), info
 
 
@@ -361,55 +383,59 @@ def _solve_restricted(rhs: np.ndarray, fixed_values: np.ndarray, free: np.ndarra
                       ) -> tuple[np.ndarray, SolveInfo]:
     """Solve ``A Y = rhs`` on the ``free`` pixels with ``Y = fixed_values`` elsewhere.
 
-    Works on the bounding box of ``free`` plus one pixel (the fixed ring around it);
-    CG on the free unknowns with a zero-Dirichlet DST-I closed-form preconditioner on
-    a box of fast transform length. Returns the full ``(C, H, W)`` solution.
+    Works on the bounding box of ``free`` plus one pixel (the fixed ring around it).
+    The CG vectors are whole boxes with the fixed entries kept at 0 (``P A P`` with
+    ``P`` = the free-pixel indicator, exact on the free unknowns); the preconditioner
+    is ``P (-Lap_D + beta G_D)^-1 P``, the zero-Dirichlet closed form (DST-I) on the box
+    padded to a fast transform length. Returns the full ``(C, H, W)`` solution.
     """
-    c, h, w = rhs.shape
+    c = rhs.shape[0]
     out = fixed_values.copy()
     box = _bbox(free, margin=1)
     if box is None:
         return out, SolveInfo(solver="cg", iterations=0)
     r0, r1, c0, c1 = box
-    sub_free = free[r0:r1, c0:c1]
-    sub_beta = beta if np.ndim(beta) == 0 else np.asarray(beta, np.float32)[r0:r1, c0:c1]
-    idx = np.flatnonzero(sub_free.ravel())
+    f0, f1, g0_, g1_ = _bbox(free, margin=0)
+    f0, f1, g0_, g1_ = f0 - r0, f1 - r0, g0_ - c0, g1_ - c0  # free bbox inside the box
     bh, bw = r1 - r0, c1 - c0
-    # DST-I is fast when n + 1 has small prime factors: grow the preconditioner box.
-    ph = sfft.next_fast_len(bh + 1, real=True) - 1
-    pw = sfft.next_fast_len(bw + 1, real=True) - 1
-    beta_pc = float(sub_beta) if np.ndim(sub_beta) == 0 else float(
-        np.mean(np.asarray(sub_beta)[sub_free]))
+    ih, iw = f1 - f0, g1_ - g0_
+    sub_free = free[r0:r1, c0:c1]
+    fm = sub_free.astype(np.float32)
+    sub_beta = beta if np.ndim(beta) == 0 else np.asarray(beta, np.float32)[r0:r1, c0:c1]
+    # The preconditioner is the zero-Dirichlet closed form on the free pixels' bounding
+    # box; DST-I is fast when n + 1 has small prime factors, so pad that
+    # box, unless the free pixels fill that box: then the closed form is the exact
+    # inverse (CG stops at once) and worth a slower transform length.
+    if sub_free[f0:f1, g0_:g1_].all():
+        ph, pw = ih, iw
+    else:
+        ph = sfft.next_fast_len(ih + 1, real=True) - 1
+        pw = sfft.next_fast_len(iw + 1, real=True) - 1
+    beta_pc = float(sub_beta) if np.ndim(sub_beta) == 0 else float(np.mean(sub_beta[sub_free]))
+    shape = (c, bh, bw)
 
-    base = np.array(fixed_values[:, r0:r1, c0:c1], dtype=np.float32)
-    base[:, sub_free] = 0.0
+    fixed_box = np.ascontiguousarray(fixed_values[:, r0:r1, c0:c1], dtype=np.float32)
+    base = fixed_box * (1.0 - fm)
     b = rhs[:, r0:r1, c0:c1] - apply_operator(base, sub_beta, taps)
-    b = np.ascontiguousarray(b.reshape(c, -1)[:, idx]).ravel()
-
-    def embed(v, hh=bh, ww=bw):
-        z = np.zeros((c, hh * ww), dtype=np.float32)
-        if (hh, ww) == (bh, bw):
-            z[:, idx] = v.reshape(c, -1)
-            return z.reshape(c, hh, ww)
-        zz = np.zeros((c, bh * bw), dtype=np.float32)
-        zz[:, idx] = v.reshape(c, -1)
-        z = z.reshape(c, hh, ww)
-        z[:, :bh, :bw] = zz.reshape(c, bh, bw)
-        return z
+    b *= fm
 
     def matvec(v):
-        az = apply_operator(embed(v), sub_beta, taps)
-        return np.ascontiguousarray(az.reshape(c, -1)[:, idx]).ravel()
+        az = apply_operator(v.reshape(shape) * fm, sub_beta, taps)
+        az *= fm
+        return az.ravel()
 
     def psolve(r):
-        y = _dst_solve(embed(r, ph, pw), beta_pc, taps)[:, :bh, :bw]
-        return np.ascontiguousarray(y.reshape(c, -1)[:, idx]).ravel()
+        z = np.zeros((c, ph, pw), dtype=np.float32)
+        z[:, :ih, :iw] = r.reshape(shape)[:, f0:f1, g0_:g1_]
+        z[:, :ih, :iw] *= fm[f0:f1, g0_:g1_]
+        y = np.zeros(shape, dtype=np.float32)
+        y[:, f0:f1, g0_:g1_] = _dst_solve(z, beta_pc, taps)[:, :ih, :iw]
+        y *= fm
+        return y.ravel()
 
-    x0 = np.ascontiguousarray(fixed_values[:, r0:r1, c0:c1].reshape(c, -1)[:, idx]).ravel()
-    y, info = _cg(matvec, psolve, b, x0, rtol, maxiter, what)
-    sub = out[:, r0:r1, c0:c1].reshape(c, -1)
-    sub[:, idx] = y.reshape(c, -1)
-    out[:, r0:r1, c0:c1] = sub.reshape(c, bh, bw)
+    b = b.ravel()
+    y, info = _cg(matvec, psolve, b, psolve(b), rtol, maxiter, what)
+    out[:, r0:r1, c0:c1] = np.where(sub_free, y.reshape(shape), fixed_box)
     return out, info
 
 
@@ -492,20 +518,20 @@ def gaussian_poisson(src, dst, mask, color, beta=1.0, solver: str = "cg", *,
 
 
 def solve_level(src, dst, mask, color, beta, solver="cg", *, taps, fixed=None,
-                rtol=DEFAULT_RTOL, maxiter=DEFAULT_MAXITER):
+                rtol=DEFAULT_RTOL, maxiter=DEFAULT_MAXITER, diff=None):
     """:func:`gaussian_poisson` on channel-first ``(C, H, W)`` float32 arrays.
 
     No input conversion (``beta`` already checked); used by the pyramid to avoid a
-    transpose per level. Returns ``(Y, SolveInfo)`` with ``Y`` clipped to [0, 1].
+    transpose per level. ``src`` may be None when ``diff`` is given (see
+    :func:`guidance_divergence`). Returns ``(Y, SolveInfo)`` with ``Y`` clipped to [0, 1].
     """
     if solver not in ("cg", "dct"):
         raise InputError(f"unknown solver {solver!r} (use 'cg' or 'dct')")
-    rhs = guidance_divergence(src, dst, mask)
     if np.ndim(beta) == 0:
         color = color * np.float32(beta) if beta != 1.0 else color
     else:
         color = color * beta
-    rhs += color
+    rhs = guidance_divergence(src, dst, mask, diff=diff, add=color)
     if fixed is not None:
         fixed = np.asarray(fixed, dtype=bool)
         if fixed.shape != dst.shape[1:]:
@@ -520,23 +546,41 @@ def solve_level(src, dst, mask, color, beta, solver="cg", *, taps, fixed=None,
     return y, info
 
 
-def poisson_blend(src, dst, mask, *, rtol: float = DEFAULT_RTOL,
+def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAULT_RTOL,
                   maxiter: int = DEFAULT_MAXITER, return_info: bool = False):
     """Classic Poisson image editing (Perez et al. 2003, seamless cloning).
 
-    Unknowns are the pixels with ``mask > 0.5`` (``Omega``); every other pixel keeps
-    ``dst`` (Dirichlet boundary). Inside, ``-Lap_N Y = -Lap_N src`` (the guidance is
-    the source gradient; at the image border the missing neighbours are dropped,
-    i.e. Neumann). Solved by :func:`scipy.sparse.linalg.cg` with a DST-I (Dirichlet
-    Laplacian) preconditioner on the mask's bounding box.
+    ``boundary="mask"`` (default, Perez's formulation): the unknowns are the pixels
+    with ``mask > 0.5`` (``Omega``); every other pixel keeps ``dst`` (Dirichlet
+    boundary). Inside, ``-Lap_N Y = -Lap_N src`` (the guidance is the source
+    gradient; at the image border the missing neighbours are dropped, i.e. Neumann).
+
+    ``boundary="box"`` (OpenCV ``seamlessClone`` NORMAL_CLONE semantics): the unknowns
+    are the mask's bounding box grown by one pixel, held at ``dst`` on the ring around
+    it, with the half-mask guidance field (source gradients in the mask, destination
+    gradients elsewhere). Pixels between the mask and the box change slightly; the
+    solve is one closed-form step.
+
+    Both are solved by :func:`scipy.sparse.linalg.cg` with a zero-Dirichlet DST-I
+    preconditioner on the unknowns' bounding box (exact for the box, so CG only
+    checks the residual there).
     """
+    if boundary not in ("mask", "box"):
+        raise InputError(f"unknown Poisson boundary {boundary!r} (use 'mask' or 'box')")
     s, d = _chw(src, "src"), _chw(dst, "dst")
     m = np.asarray(mask, dtype=np.float32)
     if s.shape != d.shape or m.shape != d.shape[1:]:
         raise InputError(f"size mismatch: src {s.shape[1:]}, dst {d.shape[1:]}, "
                          f"mask {m.shape}")
-    free = m > 0.5
-    rhs = neg_laplacian(s)
+    if boundary == "mask":
+        free = m > 0.5
+        rhs = neg_laplacian(s)
+    else:
+        free = np.zeros(m.shape, bool)
+        box = _bbox(m > 0.5, margin=1)
+        if box is not None:
+            free[box[0]:box[1], box[2]:box[3]] = True
+        rhs = guidance_divergence(s, d, m)
     y, info = _solve_restricted(rhs, d, free, 0.0, (1.0, 0.0), rtol, maxiter, "poisson")
     np.clip(y, 0.0, 1.0, out=y)
     out = _hwc(y)

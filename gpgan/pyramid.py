@@ -53,28 +53,57 @@ def level_sizes(h: int, w: int, base: int = 64, mode: str = "aspect") -> list[tu
 
 
 def _down_axis(x: np.ndarray, axis: int) -> np.ndarray:
+    """Stride-2 filter ``[1, 5, 10, 10, 5, 1] / 32`` along ``axis`` (reflect boundary).
+
+    Output ``i`` is centred on input ``2i + 0.5`` (taps at ``2i-2 .. 2i+3``). The
+    interior is computed from strided views of ``x`` (no padded copy); only the few
+    outputs whose taps cross the border use a small padded slab.
+    """
     n = x.shape[axis]
     n_out = (n + 1) // 2
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (2, 3 + (n % 2))
-    if n >= 3:
-        xp = np.pad(x, pad, mode="symmetric")
-    else:
-        xp = np.pad(x, pad, mode="edge")
 
-    def take(k):
+    def sl(a, b, step=1):
         s = [slice(None)] * x.ndim
-        s[axis] = slice(k, k + 2 * n_out, 2)
-        return xp[tuple(s)]
+        s[axis] = slice(a, b, step)
+        return tuple(s)
 
-    out = take(0) + take(5)
-    t = take(1) + take(4)
-    t *= 5.0
-    out += t
-    t = take(2) + take(3)
-    t *= 10.0
-    out += t
-    out *= 1.0 / 32.0
+    shape = list(x.shape)
+    shape[axis] = n_out
+    out = np.empty(shape, dtype=x.dtype)
+    # interior outputs: 1 <= i and 2i + 3 <= n - 1
+    i1 = max(1, min(n_out, (n - 4) // 2 + 1))
+    if i1 > 1:
+        k = i1 - 1  # number of interior outputs
+        o = out[sl(1, i1)]
+        np.add(x[sl(0, 2 * k, 2)], x[sl(5, 5 + 2 * k, 2)], out=o)
+        t = np.add(x[sl(1, 1 + 2 * k, 2)], x[sl(4, 4 + 2 * k, 2)])
+        t *= 5.0
+        o += t
+        np.add(x[sl(2, 2 + 2 * k, 2)], x[sl(3, 3 + 2 * k, 2)], out=t)
+        t *= 10.0
+        o += t
+        o *= 1.0 / 32.0
+    else:
+        i1 = 1
+    # border outputs (0 and i1..n_out-1) from a small reflect-padded slab
+    for lo, hi in ((0, 1), (i1, n_out)):
+        if lo >= hi:
+            continue
+        a0, a1 = 2 * lo - 2, 2 * hi + 4  # input range needed, before padding
+        pad_lo, pad_hi = max(0, -a0), max(0, a1 - n)
+        slab = x[sl(max(a0, 0), min(a1, n))]
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (pad_lo, pad_hi)
+        slab = np.pad(slab, pad, mode="symmetric" if slab.shape[axis] > 1 else "edge")
+        while slab.shape[axis] < a1 - a0:  # tiny inputs: symmetric pad of a short slab
+            pad[axis] = (0, a1 - a0 - slab.shape[axis])
+            slab = np.pad(slab, pad, mode="symmetric")
+        m = hi - lo
+        w = (1.0, 5.0, 10.0, 10.0, 5.0, 1.0)
+        acc = np.zeros_like(out[sl(lo, hi)])
+        for j, wj in enumerate(w):
+            acc += wj * slab[sl(j, j + 2 * m, 2)]
+        out[sl(lo, hi)] = acc / 32.0
     return out
 
 
@@ -94,15 +123,14 @@ def _up_axis(x: np.ndarray, axis: int, n_out: int) -> np.ndarray:
         s[axis] = slice(a, b, step)
         return tuple(s)
 
-    prev = np.concatenate([x[sl(0, 1)], x[sl(0, n - 1)]], axis=axis)
-    nxt = np.concatenate([x[sl(1, n)], x[sl(n - 1, n)]], axis=axis)
-    x75 = x * 0.75
-    even = out[sl(0, 2 * n, 2)]
-    np.multiply(prev, 0.25, out=even)
-    even += x75
-    odd = out[sl(1, 2 * n, 2)]
-    np.multiply(nxt, 0.25, out=odd)
-    odd += x75
+    even, odd = out[sl(0, 2 * n, 2)], out[sl(1, 2 * n, 2)]
+    even[sl(0, 1)] = x[sl(0, 1)]  # edge replicate
+    odd[sl(n - 1, n)] = x[sl(n - 1, n)]
+    if n > 1:
+        q = np.subtract(x[sl(1, n)], x[sl(0, n - 1)])
+        q *= 0.25
+        np.subtract(x[sl(1, n)], q, out=even[sl(1, n)])  # 0.75 x[i] + 0.25 x[i-1]
+        np.add(x[sl(0, n - 1)], q, out=odd[sl(0, n - 1)])  # 0.75 x[i] + 0.25 x[i+1]
     return out[sl(0, n_out)] if n_out != 2 * n else out
 
 

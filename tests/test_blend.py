@@ -166,3 +166,16 @@ def test_pyramid_filters():
     ramp = np.tile(np.arange(10, dtype=np.float32), (1, 4, 1))
     up = upsample2(ramp, (8, 20))
     assert np.allclose(up[0, 0, 1:-1], (np.arange(1, 19) - 0.5) / 2)  # bilinear
+
+
+def test_object_window_pyramid_equals_full_pyramid(scene, monkeypatch):
+    """The src - dst pyramid is only built on a window around the mask; the result
+    must equal building it on the whole image."""
+    src, dst, mask = scene
+    small_mask = blob_mask(256, 320, 150, 200, 30, 25)
+    fast = blending.gp_pyramid(src, dst, small_mask)
+    r0, r1, c0, c1 = blending._object_window(small_mask, 2)
+    assert (r1 - r0) * (c1 - c0) < 0.8 * 256 * 320  # the window is a real saving
+    monkeypatch.setattr(blending, "_object_window", lambda m, levels: (0, 256, 0, 320))
+    full = blending.gp_pyramid(src, dst, small_mask)
+    assert np.abs(fast - full).max() < 1e-6

@@ -39,6 +39,9 @@ def register(sub) -> None:
     p.add_argument("--preserve-background", action="store_true",
                    help="hold pixels farther than --band px from the mask at dst")
     p.add_argument("--band", type=int, default=5, help="band width in pixels (default 5)")
+    p.add_argument("--poisson-boundary", choices=("mask", "box"), default="mask",
+                   help="poisson: Dirichlet on the mask's border (Perez, default) or on its "
+                        "bounding box (OpenCV seamlessClone's variant, faster)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (gp-gan)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
@@ -56,7 +59,7 @@ def run(args) -> int:
     out = blend(src, dst, mask, method=args.method, offset=args.offset,
                 color_weight=args.color_weight, solver=args.solver, model=args.model,
                 pyramid=args.pyramid, preserve_background=args.preserve_background,
-                band=args.band, device=args.device)
+                band=args.band, device=args.device, poisson_boundary=args.poisson_boundary)
     seconds = time.perf_counter() - t0
     write_image(args.out, out)
     if not args.quiet:
