@@ -150,6 +150,17 @@ def list_scenes(scenes_root, scenes=None, *, min_images: int = 2, on_error: str 
     return out
 
 
+def _check_fractions(fractions) -> dict[str, float]:
+    fractions = dict(fractions or {"train": 0.8, "val": 0.1, "test": 0.1})
+    try:
+        vals = np.array([float(v) for v in fractions.values()])
+    except (TypeError, ValueError):
+        raise ConfigError(f"split fractions must be numbers, got {fractions}") from None
+    if not fractions or (vals < 0).any() or not math.isclose(vals.sum(), 1.0, abs_tol=1e-6):
+        raise ConfigError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+    return fractions
+
+
 def split_scenes(scenes, fractions=None, seed: int = 0) -> dict[str, list[str]]:
     """Split scene names into disjoint sets (no scene in two splits).
 
@@ -171,13 +182,11 @@ def split_scenes(scenes, fractions=None, seed: int = 0) -> dict[str, list[str]]:
         ``{split: sorted scene names}`` in the order of ``fractions``; the union is all
         scenes.
     """
-    fractions = dict(fractions or {"train": 0.8, "val": 0.1, "test": 0.1})
+    fractions = _check_fractions(fractions)
     names = sorted(set(scenes))
     if not names:
         raise InputError("no scenes to split")
     vals = np.array([float(v) for v in fractions.values()])
-    if (vals < 0).any() or not math.isclose(vals.sum(), 1.0, abs_tol=1e-6):
-        raise ConfigError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
     n = len(names)
     exact = vals * n
     counts = np.floor(exact).astype(int)
@@ -247,9 +256,9 @@ def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: 
     ----------
     scenes_root : path-like
         Root of the scene folders.
-    scenes : iterable of str or dict
-        Scene names (validated with :func:`list_scenes`), or an already validated
-        ``{scene: [relative image paths]}``.
+    scenes : iterable of str, dict or None
+        Scene names (validated with :func:`list_scenes`; ``None`` = every scene), or
+        an already validated ``{scene: [relative image paths]}`` (files must exist).
     n_samples : int
         Number of rows (e.g. 150,000; costs only CSV bytes).
     out_csv : path-like
@@ -467,6 +476,7 @@ def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
         ``{"splits": path, "train": path, "val": path, "test": path}`` for the files
         written.
     """
+    fractions = _check_fractions(fractions)
     index = list_scenes(scenes_root, on_error=on_error)
     splits = split_scenes(index, fractions, seed)
     out_dir = Path(out_dir)

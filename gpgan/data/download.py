@@ -125,10 +125,11 @@ def _content_range(value: str | None) -> tuple[int, int | None] | None:
     """Parse ``bytes START-END/TOTAL`` (TOTAL may be ``*``)."""
     if not value:
         return None
-    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value)
+    m = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value)
     if not m:
         return None
-    return int(m.group(1)), (None if m.group(3) == "*" else int(m.group(3)))
+    start = -1 if m.group(1) is None else int(m.group(1))  # -1: "bytes */TOTAL" (416)
+    return start, (None if m.group(2) == "*" else int(m.group(2)))
 
 
 def _describe(exc: BaseException) -> str:
@@ -281,7 +282,7 @@ def download(url: str, dest, *, sha256: str | None = None, expected_size: int | 
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    failures = 0
+    failures, restarted = 0, False
     while True:
         try:
             _fetch_once(url, part, timeout=timeout, progress=progress,
@@ -290,9 +291,12 @@ def download(url: str, dest, *, sha256: str | None = None, expected_size: int | 
         except DownloadError:
             raise
         except urllib.error.HTTPError as exc:
-            # Client errors (404, 403...) will not go away by retrying; 416 was
-            # handled (the part file was removed) and is retried from scratch.
-            if 400 <= exc.code < 500 and exc.code not in (408, 416, 429):
+            # Client errors (404, 403...) will not go away by retrying; after a 416
+            # the part file was removed: start over at once (once).
+            if exc.code == 416 and not restarted:
+                restarted = True
+                continue
+            if 400 <= exc.code < 500 and exc.code not in (408, 429):
                 raise DownloadError(f"cannot download {url}: {_describe(exc)}") from None
             err = exc
         except _Progress as exc:

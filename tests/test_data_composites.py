@@ -1,0 +1,204 @@
+"""gpgan.data.composites: scene splits, training manifests, full-resolution test composites."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gpgan.data.composites import (TEST_COLUMNS, TRAIN_COLUMNS, build_composites, list_scenes,
+                                   make_test_composites, random_blob_mask, resized_shape,
+                                   split_scenes, write_train_manifest)
+from gpgan.data.demo import build_demo_dataset
+from gpgan.errors import ConfigError, InputError
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """10 real-photo scenes x 3 variants, short side 80 px."""
+    root = tmp_path_factory.mktemp("scenes")
+    build_demo_dataset(root, n_scenes=10, n_variants=3, size=80, seed=1)
+    return root
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        return next(reader), list(reader)
+
+
+def _img(path):
+    return np.asarray(Image.open(path))
+
+
+def test_list_scenes(demo):
+    index = list_scenes(demo)
+    assert len(index) == 10
+    assert all(len(v) == 3 and all(p.startswith(s + "/") for p in v) for s, v in index.items())
+    assert list_scenes(demo, ["rocket_00"]) == {"rocket_00": ["rocket_00/00.png",
+                                                              "rocket_00/01.png",
+                                                              "rocket_00/02.png"]}
+    with pytest.raises(InputError, match="does not exist"):
+        list_scenes(demo, ["nope"])
+
+
+def test_corrupt_image_is_reported_never_used(demo, tmp_path, caplog):
+    root = tmp_path / "scenes"
+    shutil.copytree(demo / "rocket_00", root / "rocket_00")
+    shutil.copytree(demo / "coffee_00", root / "coffee_00")
+    bad = root / "rocket_00" / "01.png"
+    bad.write_bytes(bad.read_bytes()[:300])  # truncated PNG: header fine, data cut
+    with pytest.raises(InputError) as err:
+        list_scenes(root)
+    assert str(err.value).startswith(str(bad))
+    with caplog.at_level(logging.WARNING, logger="gpgan"):
+        index = list_scenes(root, on_error="skip")
+    assert index["rocket_00"] == ["rocket_00/00.png", "rocket_00/02.png"]
+    assert str(bad) in caplog.text
+    # the skipped image never shows up in a manifest
+    out = write_train_manifest(root, index, 300, tmp_path / "t.csv", seed=0)
+    assert all("rocket_00/01.png" not in r for r in _rows(out)[1])
+    # a scene whose images differ in size is refused as well
+    Image.new("RGB", (50, 40)).save(root / "coffee_00" / "09.png")
+    with pytest.raises(InputError, match="differs from the scene"):
+        list_scenes(root, on_error="fail")
+
+
+def test_split_scenes_disjoint_and_seeded():
+    scenes = [f"s{i:03d}" for i in range(101)]
+    sp = split_scenes(scenes, {"train": 0.9, "val": 0.05, "test": 0.05}, seed=0)
+    assert [len(v) for v in sp.values()] == [91, 5, 5]
+    assert set().union(*sp.values()) == set(scenes)
+    assert sum(len(v) for v in sp.values()) == len(scenes)  # no scene twice
+    assert sp == split_scenes(reversed(scenes), {"train": 0.9, "val": 0.05, "test": 0.05}, 0)
+    assert sp["test"] != split_scenes(scenes, {"train": 0.9, "val": 0.05, "test": 0.05},
+                                      seed=1)["test"]
+    small = split_scenes(["a", "b", "c"], {"train": 0.9, "val": 0.05, "test": 0.05}, seed=0)
+    assert [len(v) for v in small.values()] == [1, 1, 1]
+    with pytest.raises(ConfigError):
+        split_scenes(scenes, {"train": 0.9, "test": 0.2})
+    with pytest.raises(ConfigError):
+        split_scenes(scenes, {"train": 1.1, "test": -0.1})
+
+
+def test_resized_shape_matches_reference_ceil():
+    assert resized_shape(480, 640, 64) == (64, 86)   # ceil(85.33)
+    assert resized_shape(469, 625, 64) == (64, 86)
+    assert resized_shape(300, 300, 64) == (64, 64)
+    assert resized_shape(900, 600, 64) == (96, 64)
+
+
+def test_train_manifest_valid_and_deterministic(demo, tmp_path):
+    index = list_scenes(demo)
+    scenes = sorted(index)[:6]
+    out = write_train_manifest(demo, scenes, 2000, tmp_path / "train.csv", seed=5)
+    header, rows = _rows(out)
+    assert tuple(header) == TRAIN_COLUMNS and len(rows) == 2000
+    used = set()
+    for scene, obj, bg, cy, cx, seed in rows:
+        used.add(scene)
+        assert obj != bg and obj.startswith(scene + "/") and bg.startswith(scene + "/")
+        assert (demo / obj).is_file() and (demo / bg).is_file()
+        w, h = Image.open(demo / obj).size
+        rh, rw = resized_shape(h, w, 64)
+        assert 0 <= int(cy) <= rh - 64 and 0 <= int(cx) <= rw - 64
+        assert 0 <= int(seed) < 2**31
+    assert used == set(scenes)  # every scene drawn, only the given ones
+    # crop positions really vary over the valid range (non-square scenes)
+    assert len({(r[3], r[4]) for r in rows}) > 5
+    again = write_train_manifest(demo, scenes, 2000, tmp_path / "again.csv", seed=5)
+    assert out.read_bytes() == again.read_bytes()
+    other = write_train_manifest(demo, scenes, 2000, tmp_path / "other.csv", seed=6)
+    assert out.read_bytes() != other.read_bytes()
+
+
+def test_train_manifest_bad_arguments(demo, tmp_path):
+    with pytest.raises(ConfigError):
+        write_train_manifest(demo, ["rocket_00"], 0, tmp_path / "x.csv", seed=0)
+    with pytest.raises(ConfigError):
+        write_train_manifest(demo, ["rocket_00"], 5, tmp_path / "x.csv", seed=0, ratio=0)
+    with pytest.raises(InputError, match="does not exist"):
+        write_train_manifest(demo, {"rocket_00": ["rocket_00/77.png", "rocket_00/00.png"]}, 5,
+                             tmp_path / "x.csv", seed=0)
+
+
+@pytest.mark.parametrize("coverage", [0.05, 0.2, 0.4])
+def test_random_blob_mask_coverage_and_shape(coverage):
+    m = random_blob_mask(90, 130, coverage, np.random.default_rng(0))
+    assert m.shape == (90, 130) and m.dtype == np.float32
+    assert set(np.unique(m)) == {0.0, 1.0}
+    assert abs(m.mean() - coverage) < 0.005
+    # one connected blob (star-shaped around its centre)
+    from scipy import ndimage
+
+    assert ndimage.label(m)[1] == 1
+    assert np.array_equal(m, random_blob_mask(90, 130, coverage, np.random.default_rng(0)))
+
+
+def test_test_composites(demo, tmp_path):
+    scenes = ["rocket_00", "coffee_00", "chelsea_00"]
+    out = tmp_path / "comp"
+    csv_path = make_test_composites(demo, scenes, out, n=7, seed=2)
+    header, rows = _rows(csv_path)
+    assert csv_path == out / "test.csv" and tuple(header) == TEST_COLUMNS and len(rows) == 7
+    assert {r[1] for r in rows} == set(scenes)  # round-robin over the scenes
+    for cid, scene, src, dst, mask, gt, h, w, cov in rows:
+        s, d, m, g = (_img(out / p) for p in (src, dst, mask, gt))
+        assert s.shape == d.shape == g.shape == (int(h), int(w), 3) and m.shape == (int(h), int(w))
+        assert src == f"{cid}/src.png" and (out / cid).is_dir()
+        np.testing.assert_array_equal(g, d)                   # gt = dst
+        variants = [_img(p) for p in sorted((demo / scene).glob("*.png"))]
+        ia = [k for k, v in enumerate(variants) if np.array_equal(v, s)]
+        ib = [k for k, v in enumerate(variants) if np.array_equal(v, d)]
+        assert len(ia) == 1 and len(ib) == 1 and ia != ib     # two variants of one scene
+        assert set(np.unique(m)) <= {0, 255}
+        assert 0.05 - 0.005 <= float(cov) <= 0.4 + 0.005
+        assert abs((m > 127).mean() - float(cov)) < 1e-5
+    again = make_test_composites(demo, scenes, tmp_path / "again", n=7, seed=2)
+    assert again.read_bytes() == csv_path.read_bytes()
+    assert (tmp_path / "again/0003/mask.png").read_bytes() == (out / "0003/mask.png").read_bytes()
+    # a smaller second run removes the stale composites
+    make_test_composites(demo, scenes, out, n=3, seed=2)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["0000", "0001", "0002"]
+
+
+def test_test_composites_max_size_and_object_masks(demo, tmp_path):
+    masks = tmp_path / "masks" / "rocket_00"
+    masks.mkdir(parents=True)
+    h, w = _img(demo / "rocket_00/00.png").shape[:2]
+    obj = np.zeros((h, w), np.uint8)
+    obj[10:40, 20:50] = 255
+    Image.fromarray(obj).save(masks / "m.png")
+    out = tmp_path / "comp"
+    make_test_composites(demo, ["rocket_00"], out, n=2, seed=0, max_size=60,
+                         masks_root=tmp_path / "masks")
+    _, rows = _rows(out / "test.csv")
+    for r in rows:
+        assert max(int(r[6]), int(r[7])) == 60
+        m = _img(out / r[4])
+        assert m.shape == (int(r[6]), int(r[7]))
+        # the object mask (resized), not a random blob: a rectangle near the top-left
+        ys, xs = np.nonzero(m)
+        assert ys.min() >= 5 and xs.max() < 40 and m[ys.min():ys.max() + 1,
+                                                    xs.min():xs.max() + 1].all()
+    with pytest.raises(ConfigError):
+        make_test_composites(demo, ["rocket_00"], out, n=2, seed=0, coverage=(0.5, 0.2))
+
+
+def test_build_composites_respects_splits(demo, tmp_path):
+    out = tmp_path / "run"
+    written = build_composites(demo, out, seed=4, n_train=500, n_val=50, n_test=4,
+                               fractions={"train": 0.6, "val": 0.2, "test": 0.2})
+    assert set(written) == {"splits", "train", "val", "test"}
+    _, split_rows = _rows(out / "splits.csv")
+    split_of = {s: k for s, k in split_rows}
+    assert len(split_of) == len(split_rows) == 10  # each scene exactly once
+    for name in ("train", "val"):
+        _, rows = _rows(out / f"{name}.csv")
+        assert {split_of[r[0]] for r in rows} == {name}
+    _, test_rows = _rows(out / "test.csv")
+    assert len(test_rows) == 4 and {split_of[r[1]] for r in test_rows} == {"test"}
