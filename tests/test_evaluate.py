@@ -221,3 +221,17 @@ def test_cli_evaluate_and_fetch_weights(tmp_path, capsys):
                "--lpips-weights", str(tmp_path / "none")])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 2 and "gpgan fetch-weights" in err
+
+
+def test_missing_timing_leaves_seconds_empty(tmp_path, caplog):
+    test_csv = make_run(tmp_path, n=2)
+    (tmp_path / "blends" / "blurry" / "timing.csv").unlink()
+    with caplog.at_level("WARNING"):
+        res = evaluate(test_csv, tmp_path / "blends", ["near-gt", "blurry"], tmp_path / "m",
+                       metrics=["mse"], progress=False)
+    assert "no timing for blurry" in caplog.text
+    per = res.per_image.set_index("method")
+    assert per.loc["blurry", "seconds"].isna().all()
+    assert np.allclose(per.loc["blurry", "megapixels"], 48 * 64 / 1e6)
+    s = res.summary.set_index(["method", "metric"])
+    assert s.loc[("blurry", "seconds"), "n"] == 0 and s.loc[("near-gt", "seconds"), "best"]
