@@ -39,6 +39,14 @@ def test_same_arguments_give_byte_identical_files(tmp_path):
     assert all(pa.read_bytes() != pc.read_bytes() for pa, pc in zip(a, c))
 
 
+def test_more_scenes_keep_the_existing_ones(tmp_path):
+    a = build_demo_dataset(tmp_path / "a", n_scenes=2, n_variants=2, size=48, seed=0)
+    b = build_demo_dataset(tmp_path / "b", n_scenes=7, n_variants=2, size=48, seed=0)
+    assert len(b) == 14
+    for p in a:
+        assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
+
+
 def test_default_build_is_fast_and_well_formed(tmp_path):
     """The acceptance criterion: the default demo dataset builds in < 30 s (2 cores)."""
     t0 = time.perf_counter()

@@ -43,12 +43,17 @@ def _logging(quiet: bool) -> None:
 
 
 def register(sub) -> None:
-    from ..data.download import TRANSIENT_URL
+    from ..data.download import SOURCES, TRANSIENT_URL
 
     p = sub.add_parser("download", help="download (resumable, verified) and extract an archive",
                        description="Download URL to OUT with HTTP Range resume, retries and "
                                    "SHA-256 verification; optionally extract it safely.")
-    p.add_argument("--url", default=TRANSIENT_URL, help=f"default: {TRANSIENT_URL}")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--url", help=f"what to download (default: {TRANSIENT_URL})")
+    src.add_argument("--source", choices=sorted(SOURCES),
+                     help="a named source: transient (the archive), bbox (the reference "
+                          "bbox.txt), gpgan-repo (the original repository at a pinned "
+                          "commit, with its object masks)")
     p.add_argument("--out", required=True, help="archive file to write")
     p.add_argument("--sha256", default="",
                    help="expected SHA-256; empty: record it in OUT.sha256 on first download")
@@ -112,13 +117,17 @@ def register(sub) -> None:
 
 
 def run_download(args) -> int:
-    from ..data.download import download, extract
+    from ..data.download import SOURCES, TRANSIENT_URL, download, extract
 
     _logging(args.quiet)
     if args.retries < 0 or args.timeout <= 0:
         raise ConfigError("--retries must be >= 0 and --timeout > 0")
-    path = download(args.url, args.out, sha256=args.sha256, expected_size=args.size,
-                    retries=args.retries, timeout=args.timeout, progress=not args.quiet)
+    source = SOURCES[args.source] if args.source else {}
+    url = args.url or source.get("url", TRANSIENT_URL)
+    sha = args.sha256 or source.get("sha256", "")
+    size = args.size if args.size is not None else source.get("size")
+    path = download(url, args.out, sha256=sha, expected_size=size, retries=args.retries,
+                    timeout=args.timeout, progress=not args.quiet)
     if args.extract_to:
         extract(path, args.extract_to, strip_components=args.strip_components,
                 include=args.include)

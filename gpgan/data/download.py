@@ -42,6 +42,7 @@ __all__ = [
     "github_raw_url",
     "github_archive_url",
     "BBOX_URL",
+    "SOURCES",
     "download",
     "extract",
     "sha256_file",
@@ -70,6 +71,17 @@ def github_archive_url(*, repo: str = GPGAN_REPO, commit: str = GPGAN_COMMIT) ->
 
 #: The reference per-scene crop boxes of the Transient Attributes scenes.
 BBOX_URL = github_raw_url("DataBase/TransientAttributes/bbox.txt")
+
+#: Named download sources (``gpgan download --source NAME``). ``sha256`` empty means
+#: "record on first download" (see :func:`download`); sizes are not pinned.
+#: ``gpgan-repo`` is the snapshot of the original repository at :data:`GPGAN_COMMIT`,
+#: the carrier of its published object masks: extract the mask folder with
+#: ``extract(..., strip_components=1, include=<folder>)``.
+SOURCES = {
+    "transient": {"url": TRANSIENT_URL, "sha256": "", "size": None},
+    "bbox": {"url": BBOX_URL, "sha256": "", "size": None},
+    "gpgan-repo": {"url": github_archive_url(), "sha256": "", "size": None},
+}
 
 _CHUNK = 1 << 20
 _UA = "gpgan-data/1 (+https://github.com/; urllib)"
@@ -133,6 +145,8 @@ def _content_range(value: str | None) -> tuple[int, int | None] | None:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _Progress):
+        return str(exc)
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
