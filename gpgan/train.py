@@ -122,11 +122,12 @@ DEFAULT_CONFIG: dict = {
 #: The paper's schedule: 25 epochs over 150,000 composites, batch 64 (a GPU day).
 PAPER_CONFIG: dict = dict(DEFAULT_CONFIG)
 
-#: The demo schedule: same code path, small bottleneck/width and a short run that fits
-#: in a few minutes on 2 CPU cores (see docs/training.md for measured costs).
-DEMO_CONFIG: dict = dict(DEFAULT_CONFIG, n_bottleneck=512, base_width=32, iterations=300,
-                         critic_iters_boost=20, boost_first=10, checkpoint_every=50,
-                         log_every=5)
+#: The demo schedule: same code path and losses, a 512-channel bottleneck, half the
+#: widths (32-64-128-256) and 500 generator iterations with 2 critic steps each (10 for
+#: the first 10): ~0.6 s per iteration, ~5-6 min on 2 CPU cores (docs/training.md).
+DEMO_CONFIG: dict = dict(DEFAULT_CONFIG, n_bottleneck=512, base_width=32, iterations=500,
+                         critic_iters=2, critic_iters_boost=10, boost_first=10,
+                         checkpoint_every=100, log_every=10)
 
 # Keys that may change between a run and its resumption.
 _RESUME_FREE = {"iterations", "epochs", "num_workers", "device", "checkpoint_every",
@@ -755,9 +756,12 @@ def select_checkpoint(checkpoints, val_dataset, out_dir, *, device="auto",
 def select_from_manifests(checkpoints, val_csv, scenes_root, out_dir, *, device="auto",
                           ratio: float = 0.5) -> Path:
     """:func:`select_checkpoint` on a :class:`~gpgan.data.dataset.CompositeDataset`
-    manifest; the image size comes from the first checkpoint."""
+    manifest; the image size comes from the first checkpoint. ``checkpoints`` is a
+    list of files or a folder (its ``iter_*.pt``, in order)."""
     from .data.dataset import CompositeDataset
 
+    if isinstance(checkpoints, (str, os.PathLike)) and Path(checkpoints).is_dir():
+        checkpoints = sorted(Path(checkpoints).glob("iter_*.pt"))
     checkpoints = [Path(p) for p in checkpoints]
     if not checkpoints:
         raise ModelError("no checkpoints to select from")

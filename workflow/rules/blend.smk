@@ -1,0 +1,20 @@
+# Benchmark blending: every test composite with every configured method.
+
+
+rule blend:
+    input:
+        test=f"{RUN}/composites/test.csv",
+        model=blend_model,
+    output:
+        directory(f"{RUN}/blends/{{method}}"),
+    log:
+        f"{LOGS}/blend_{{method}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/blend_{{method}}.tsv"
+    conda:
+        "../../envs/gpgan.yaml"
+    threads: 2
+    params:
+        options=blend_options,
+    script:
+        "../scripts/blend.py"

@@ -1,0 +1,96 @@
+# Configuration validation, paths and input functions (no logic in the rules).
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+RUN = f"results/{config['run']}"
+LOGS = f"logs/{config['run']}"
+METHODS = config["blend"]["methods"]
+TRANSIENT = config["dataset"]["transient"]
+
+
+wildcard_constraints:
+    method="|".join(m.replace("-", "\\-") for m in METHODS),
+
+
+def scenes_dir():
+    """Folder of scene folders: the demo dataset or the cropped Transient Attributes."""
+    if config["dataset"]["source"] == "demo":
+        return "resources/demo/scenes"
+    return "resources/transient/scenes"
+
+
+def needs_gan():
+    return "gp-gan" in METHODS
+
+
+def bbox_input(wildcards):
+    return [TRANSIENT["bbox"]] if TRANSIENT["bbox"] else []
+
+
+def train_config():
+    """gpgan.train config: the train section plus the seed and composite geometry."""
+    cfg = {k: v for k, v in config["train"].items() if k != "runtime_min"}
+    cfg.update(
+        seed=config["seed"],
+        image_size=config["composites"]["image_size"],
+        ratio=config["composites"]["ratio"],
+    )
+    return cfg
+
+
+def train_gpu(wildcards):
+    """Ask the executor for a GPU when the run is configured for CUDA."""
+    return 1 if config["train"]["device"] == "cuda" else 0
+
+
+def train_runtime(wildcards, attempt):
+    """SLURM runtime in minutes; a retried job (e.g. after a time limit) gets more."""
+    return config["train"]["runtime_min"] * attempt
+
+
+def blend_model(wildcards):
+    return [f"{RUN}/model/best.pt"] if wildcards.method == "gp-gan" else []
+
+
+def blend_options(wildcards):
+    """gpgan.blend options of one method (the GP options matter to gp and gp-gan)."""
+    b = config["blend"]
+    opts = dict(
+        color_weight=b["color_weight"],
+        solver=b["solver"],
+        pyramid=b["pyramid"],
+        preserve_background=b["preserve_background"],
+        band=b["band"],
+    )
+    if wildcards.method == "gp-gan":
+        opts["device"] = b["device"]
+    return opts
+
+
+def lpips_weights():
+    return f"{config['evaluate']['lpips_weights']}/alexnet_features.pth"
+
+
+def evaluate_lpips_input(wildcards):
+    return [lpips_weights()] if "lpips" in config["evaluate"]["metrics"] else []
+
+
+def figure_names():
+    names = ["qualitative", "metrics", "beta", "timing"]
+    if needs_gan():
+        names += ["training", "samples"]
+    return names
+
+
+def get_final_output():
+    return [
+        f"{RUN}/metrics/summary.csv",
+        f"{RUN}/metrics/summary.md",
+        *(f"{RUN}/figures/{name}.png" for name in figure_names()),
+    ]
+
+
+def all_cores(wildcards):
+    """Every core Snakemake was given (training uses them all)."""
+    return workflow.cores

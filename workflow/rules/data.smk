@@ -1,0 +1,86 @@
+# Dataset: the embedded demo (default) or Transient Attributes (download, extract,
+# crop), then composites (splits, training manifests, full-size test composites).
+
+
+localrules:
+    download,
+
+
+rule demo_dataset:
+    output:
+        directory("resources/demo/scenes"),
+    log:
+        "logs/demo_dataset.log",
+    conda:
+        "../../envs/gpgan.yaml"
+    threads: 1
+    params:
+        demo=config["dataset"]["demo"],
+        seed=config["seed"],
+    script:
+        "../scripts/demo_dataset.py"
+
+
+rule download:
+    output:
+        TRANSIENT["archive"],
+    log:
+        "logs/download.log",
+    conda:
+        "../../envs/gpgan.yaml"
+    threads: 1
+    params:
+        url=TRANSIENT["url"],
+        sha256=TRANSIENT["sha256"],
+        expected_size=TRANSIENT["expected_size"],
+    script:
+        "../scripts/download.py"
+
+
+rule extract:
+    input:
+        TRANSIENT["archive"],
+    output:
+        directory("resources/transient/imageAlignedLD"),
+    log:
+        "logs/extract.log",
+    conda:
+        "../../envs/gpgan.yaml"
+    threads: 1
+    script:
+        "../scripts/extract.py"
+
+
+rule crop:
+    input:
+        data="resources/transient/imageAlignedLD",
+        bbox=bbox_input,
+    output:
+        directory("resources/transient/scenes"),
+    log:
+        "logs/crop.log",
+    conda:
+        "../../envs/gpgan.yaml"
+    threads: 1
+    script:
+        "../scripts/crop.py"
+
+
+rule composites:
+    input:
+        scenes_dir(),
+    output:
+        splits=f"{RUN}/composites/splits.csv",
+        train=f"{RUN}/composites/train.csv",
+        val=f"{RUN}/composites/val.csv",
+        test=f"{RUN}/composites/test.csv",
+    log:
+        f"{LOGS}/composites.log",
+    conda:
+        "../../envs/gpgan.yaml"
+    threads: 1
+    params:
+        composites=config["composites"],
+        seed=config["seed"],
+    script:
+        "../scripts/composites.py"

@@ -1,0 +1,8 @@
+from gpgan.logs import to_file
+
+to_file(snakemake.log[0])
+from gpgan.batch import blend_test_set
+
+blend_test_set(snakemake.input.test, snakemake.wildcards.method, snakemake.output[0],
+               model=snakemake.input.model[0] if snakemake.input.model else None,
+               threads=snakemake.threads, **snakemake.params.options)
