@@ -548,7 +548,8 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
     try:
         from tqdm import tqdm
         bar = tqdm(total=total, initial=it, disable=not progress, file=sys.stderr,
-                   desc="train", unit="it", dynamic_ncols=True)
+                   desc="train", unit="it", dynamic_ncols=True,
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0)  # log files stay small
     except ImportError:  # pragma: no cover
         bar = None
     t_row, imgs_row = time.perf_counter(), 0
@@ -691,14 +692,28 @@ def evaluate_generator(generator: Generator | None, dataset, *, device="auto",
     return {"l2": float(mse.mean()), "psnr": float(psnr.mean()), "n": int(mse.numel())}
 
 
+def _expand_checkpoints(checkpoints) -> list[Path]:
+    """A list of checkpoint files and/or folders (their ``iter_*.pt``) -> files."""
+    if isinstance(checkpoints, (str, os.PathLike)):
+        checkpoints = [checkpoints]
+    files: list[Path] = []
+    for entry in checkpoints:
+        entry = Path(entry)
+        files += _list_checkpoints(entry) if entry.is_dir() else [entry]
+    if not files:
+        raise ModelError(f"no checkpoints to select from ({', '.join(map(str, checkpoints))})")
+    return files
+
+
 def select_checkpoint(checkpoints, val_dataset, out_dir, *, device="auto",
                       batch_size: int = 64, seed: int = 0) -> Path:
     """Pick the checkpoint with the lowest validation L2; write ``best.pt``.
 
     Parameters
     ----------
-    checkpoints : list of Path
-        Checkpoint files (any kind :func:`gpgan.models.load_generator` reads).
+    checkpoints : list of Path, or a folder
+        Checkpoint files (any kind :func:`gpgan.models.load_generator` reads); a folder
+        stands for its ``iter_*.pt`` files in iteration order.
     val_dataset : torch.utils.data.Dataset
         Validation ``(composite, truth)`` items, ``(3, 64, 64)`` in [-1, 1].
     out_dir : str or Path
@@ -714,9 +729,7 @@ def select_checkpoint(checkpoints, val_dataset, out_dir, *, device="auto",
     Path
         ``out_dir / "best.pt"``.
     """
-    checkpoints = [Path(p) for p in checkpoints]
-    if not checkpoints:
-        raise ModelError("no checkpoints to select from")
+    checkpoints = _expand_checkpoints(checkpoints)
     out_dir = Path(out_dir)
     rows, best, best_gen = [], None, None
     arch = None
@@ -762,9 +775,7 @@ def select_from_manifests(checkpoints, val_csv, scenes_root, out_dir, *, device=
 
     if isinstance(checkpoints, (str, os.PathLike)) and Path(checkpoints).is_dir():
         checkpoints = sorted(Path(checkpoints).glob("iter_*.pt"))
-    checkpoints = [Path(p) for p in checkpoints]
-    if not checkpoints:
-        raise ModelError("no checkpoints to select from")
+    checkpoints = _expand_checkpoints(checkpoints)
     size = load_generator(checkpoints[0], device="cpu").arch["image_size"]
     val = CompositeDataset(val_csv, scenes_root, image_size=size, ratio=ratio)
     return select_checkpoint(checkpoints, val, out_dir, device=device)

@@ -300,6 +300,12 @@ def test_end_to_end_manifests_cli_and_gp_gan_blend(tmp_path):
                      "--out-dir", str(tmp_path / "model"), "--device", "cpu"]) == 0
     best = tmp_path / "model" / "best.pt"
     assert len(read_log(tmp_path / "model" / "selection.csv")) == 2 + 2
+    # the workflow passes the checkpoint folder itself
+    from gpgan.train import select_from_manifests
+    again = select_from_manifests(str(tmp_path / "run" / "checkpoints"), tmp_path / "val.csv",
+                                  scenes, tmp_path / "model2", device="cpu")
+    assert read_log(again.parent / "selection.csv") == \
+        read_log(tmp_path / "model" / "selection.csv")
 
     src = skimage.data.chelsea()[:96, :128].astype(np.float32) / 255.0
     dst = skimage.data.coffee()[:96, :128].astype(np.float32) / 255.0
