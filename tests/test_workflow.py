@@ -1,0 +1,184 @@
+"""The Snakemake workflow: lint, formatting, config validation, dry runs, the tiny
+end-to-end run of .test/config (every artefact and the HTML report), idempotence,
+and resumption of a killed training job."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+RULES = ["demo_dataset", "download", "extract", "crop", "composites", "train",
+         "select_checkpoint", "blend", "fetch_weights", "evaluate", "beta_ablation",
+         "figures"]
+
+
+def smk(*args, cwd=ROOT, timeout=900, check=True):
+    proc = subprocess.run([SNAKEMAKE, *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def workdir_with(tmp_path: Path, config: dict) -> Path:
+    (tmp_path / "config").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def test_lint_is_clean():
+    proc = smk("--lint")
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_snakefmt_check():
+    proc = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_paper_config_dry_run_builds_the_whole_dag():
+    proc = smk("-n", "--configfile", "config/paper.yaml", "--cores", "4")
+    text = proc.stdout + proc.stderr
+    for rule in ["download", "extract", "crop", "composites", "train", "select_checkpoint",
+                 "blend", "evaluate", "beta_ablation", "figures"]:
+        assert re.search(rf"^{rule}\s+\d+", text, re.M), rule
+    assert re.search(r"^blend\s+6$", text, re.M)  # one job per method
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    cfg = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    cfg["blend"]["solvr"] = "cg"  # typo
+    wd = workdir_with(tmp_path, cfg)
+    proc = smk("-n", "--cores", "1", "--directory", wd, "--snakefile", ROOT / "Snakefile",
+               check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "solvr" in text and "Additional properties" in text
+    cfg["blend"].pop("solvr")
+    cfg["train"]["iterations"] = "many"  # wrong type
+    workdir_with(tmp_path, cfg)
+    proc = smk("-n", "--cores", "1", "--directory", wd, "--snakefile", ROOT / "Snakefile",
+               check=False)
+    assert proc.returncode != 0 and "'many'" in proc.stdout + proc.stderr
+    assert not (wd / "results").exists()
+
+
+def _pins(lines):
+    pins = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        m = re.match(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(==|=)\s*([0-9][0-9A-Za-z.]*)", line)
+        if m:
+            pins[m.group(1).lower().replace("_", "-")] = m.group(3)
+    return pins
+
+
+def test_conda_env_matches_requirements():
+    req = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    env = yaml.safe_load((ROOT / "envs/gpgan.yaml").read_text())
+    entries = [d for d in env["dependencies"] if isinstance(d, str)]
+    entries += [d for d in env["dependencies"] if isinstance(d, dict)][0]["pip"]
+    conda = _pins(e.replace(" =", "=") for e in entries)
+    alias = {"matplotlib-base": "matplotlib"}
+    checked = 0
+    for name, version in conda.items():
+        name = alias.get(name, name)
+        if name == "python":
+            continue
+        assert name in req, f"{name} is in envs/gpgan.yaml but not in requirements.txt"
+        assert req[name].startswith(version), (name, version, req[name])
+        checked += 1
+    runtime = {n for n in req if not n.startswith("snakemake")}
+    assert runtime <= {alias.get(n, n) for n in conda}, runtime - set(conda)
+    assert checked >= 10
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The .test configuration run end to end in a scratch working directory."""
+    wd = tmp_path_factory.mktemp("tiny")
+    shutil.copytree(ROOT / ".test" / "config", wd / "config")
+    t0 = time.time()
+    proc = smk("--cores", "2", "--directory", wd, "--snakefile", ROOT / "Snakefile")
+    return wd, proc, time.time() - t0
+
+
+def test_tiny_end_to_end_run_produces_every_artefact(tiny_run):
+    wd, _, seconds = tiny_run
+    run = wd / "results" / "test"
+    for rel in ["composites/test.csv", "composites/train.csv", "composites/val.csv",
+                "final.pt", "train_log.csv", "model/best.pt", "model/selection.csv",
+                "metrics/per_image.csv", "metrics/summary.csv", "metrics/summary.md",
+                "metrics/beta_ablation.csv", "benchmarks/train.tsv"]:
+        assert (run / rel).is_file(), rel
+    for fig in ["qualitative", "metrics", "beta", "timing", "training", "samples"]:
+        assert (run / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    import pandas as pd
+
+    summary = pd.read_csv(run / "metrics" / "summary.csv")
+    methods = yaml.safe_load((wd / "config/config.yaml").read_text())["blend"]["methods"]
+    assert set(summary["method"]) == set(methods)
+    for m in methods:
+        blends = list((run / "blends" / m).glob("*.png"))
+        assert len(blends) == 3, m
+    for rule in ["composites", "train", "evaluate", "figures"]:
+        log = next((wd / "logs").rglob(f"{rule}.log"))
+        assert log.is_file()
+    assert seconds < 300
+
+
+def test_second_run_does_nothing_and_report_builds(tiny_run):
+    wd = tiny_run[0]
+    proc = smk("--cores", "2", "--directory", wd, "--snakefile", ROOT / "Snakefile")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    smk("--directory", wd, "--snakefile", ROOT / "Snakefile", "--report",
+        "results/report.html")
+    html = (wd / "results" / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000 and "qualitative.png" in html
+
+
+def test_killed_training_resumes_from_its_checkpoint(tmp_path):
+    """Kill Snakemake during training; the rerun resumes from the last checkpoint in
+    results/<run>/state (never a declared output, so never deleted)."""
+    cfg = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    cfg["train"].update(iterations=400, checkpoint_every=5, log_every=5)
+    cfg["blend"]["methods"] = ["copy-paste", "gp-gan"]
+    wd = workdir_with(tmp_path, cfg)
+    args = [SNAKEMAKE, "--cores", "2", "--directory", str(wd), "--snakefile",
+            str(ROOT / "Snakefile"), "results/test/final.pt"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    state = wd / "results/test/state/checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(state.glob("iter_*.pt"))) < 2:
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # no clean-up: as a node failure or OOM kill
+    proc.wait()
+    saved = sorted(state.glob("iter_*.pt"))
+    assert len(saved) >= 2, "training did not checkpoint in time"
+    assert not (wd / "results/test/done").exists()
+    cfg["train"]["iterations"] = int(saved[-1].stem.split("_")[1]) + 10
+    workdir_with(tmp_path, cfg)
+    # A killed Snakemake leaves its lock behind (as after a crash): unlock, rerun.
+    smk("--unlock", "--cores", "1", "--directory", wd, "--snakefile", ROOT / "Snakefile")
+    out = smk("--cores", "2", "--directory", wd, "--snakefile", ROOT / "Snakefile",
+              "--rerun-incomplete", "results/test/final.pt")
+    log = (wd / "logs/test/train.log").read_text()
+    assert "resuming from" in log, log[-2000:]
+    assert (wd / "results/test/done").is_file()
+    assert out.returncode == 0
