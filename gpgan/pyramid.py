@@ -137,7 +137,8 @@ def _up_axis(x: np.ndarray, axis: int, n_out: int) -> np.ndarray:
 def upsample2(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear 2x up-sampling of the last two axes to ``size`` (``2n`` or ``2n - 1``)."""
     h, w = size
-    return _up_axis(_up_axis(x, x.ndim - 2, h), x.ndim - 1, w)
+    # Columns first: the strided (interleaving) pass then works on half the data.
+    return _up_axis(_up_axis(x, x.ndim - 1, w), x.ndim - 2, h)
 
 
 def resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
