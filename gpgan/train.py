@@ -469,8 +469,8 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
         diff = sorted(k for k in DEFAULT_CONFIG if k not in _RESUME_FREE
                       and old.get(k) != cfg[k])
         if diff:
-            raise TrainingError(f"{out_dir}: holds a run with another config "
-                                f"({', '.join(f'{k}: {old.get(k)!r} -> {cfg[k]!r}' for k in diff)}); "
+            changes = ", ".join(f"{k}: {old.get(k)!r} -> {cfg[k]!r}" for k in diff)
+            raise TrainingError(f"{out_dir}: holds a run with another config ({changes}); "
                                 "use a new out_dir")
         if ckpt["iteration"] > total:
             raise TrainingError(f"{out_dir}: already trained {ckpt['iteration']} "
@@ -661,35 +661,72 @@ def train_from_manifests(cfg: dict, train_csv, val_csv, scenes_root, out_dir, *,
 # Checkpoint selection
 # --------------------------------------------------------------------------------------
 
-def evaluate_generator(generator: Generator | None, dataset, *, device="auto",
-                       batch_size: int = 64) -> dict:
-    """Mean L2 (MSE) and PSNR of ``G(composite)`` vs the truth on [0, 1] images.
+def _gaussian_blur(t: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, H, W)`` with reflect padding (radius 3 sigma)."""
+    r = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=t.dtype, device=t.device)
+    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    k = (k / k.sum()).view(1, 1, 1, -1).repeat(t.shape[1], 1, 1, 1)
+    t = nn.functional.pad(t, (r, r, r, r), mode="reflect")
+    t = nn.functional.conv2d(t, k, groups=t.shape[1])
+    return nn.functional.conv2d(t, k.transpose(2, 3), groups=t.shape[1])
 
-    ``generator=None`` scores the copy-paste composite itself. PSNR uses peak 1.0 and
-    is averaged over images (per-image PSNR, then the mean).
+
+def evaluate_generator(generator: Generator | None, dataset, *, device="auto",
+                       batch_size: int = 64, ratio: float = 0.5,
+                       lowpass_sigma: float = 2.0) -> dict:
+    """Validation scores of ``G(composite)`` vs the truth on [0, 1] images.
+
+    ``generator=None`` scores the copy-paste composite itself.
+
+    Parameters
+    ----------
+    generator : Generator or None
+    dataset : torch.utils.data.Dataset
+        ``(composite, truth)`` items in [-1, 1].
+    device : str
+    batch_size : int
+    ratio : float
+        Side of the pasted centre square as a fraction of the image (the composites'
+        geometry, :func:`gpgan.data.dataset.paste_centre`), for ``l2_centre``.
+    lowpass_sigma : float
+        Gaussian sigma (pixels) for ``l2_lowpass``.
 
     Returns
     -------
     dict
-        ``{"l2": float, "psnr": float, "n": int}``.
+        ``l2`` (MSE over the image), ``psnr`` (per-image PSNR with peak 1.0, averaged),
+        ``l2_centre`` (MSE inside the pasted square: the colour correction),
+        ``l2_lowpass`` (MSE of Gaussian-blurred images: the colour / low frequencies
+        that GP-GAN takes from ``G``) and ``n`` (images).
     """
     device = resolve_device(device)
     if generator is not None:
         generator = generator.to(device).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    mses = []
+    acc: dict[str, list] = {"l2": [], "l2_centre": [], "l2_lowpass": []}
     with torch.no_grad():
         for x, y in loader:
             x = x.to(device)
             out = x if generator is None else generator(x)
             a = (out.float().cpu().clamp(-1, 1) + 1) / 2
             b = (y.float().clamp(-1, 1) + 1) / 2
-            mses.append(((a - b) ** 2).mean(dim=(1, 2, 3)).double())
-    if not mses:
+            s = a.shape[-1]
+            side = int(s * ratio)
+            o = s // 2 - side // 2
+            err = (a - b) ** 2
+            acc["l2"].append(err.mean(dim=(1, 2, 3)).double())
+            acc["l2_centre"].append(err[..., o:o + side, o:o + side].mean(dim=(1, 2, 3))
+                                    .double())
+            low = (_gaussian_blur(a, lowpass_sigma) - _gaussian_blur(b, lowpass_sigma)) ** 2
+            acc["l2_lowpass"].append(low.mean(dim=(1, 2, 3)).double())
+    if not acc["l2"]:
         raise InputError("validation set is empty")
-    mse = torch.cat(mses)
+    mse = torch.cat(acc["l2"])
     psnr = 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
-    return {"l2": float(mse.mean()), "psnr": float(psnr.mean()), "n": int(mse.numel())}
+    return {"l2": float(mse.mean()), "psnr": float(psnr.mean()),
+            "l2_centre": float(torch.cat(acc["l2_centre"]).mean()),
+            "l2_lowpass": float(torch.cat(acc["l2_lowpass"]).mean()), "n": int(mse.numel())}
 
 
 def _expand_checkpoints(checkpoints) -> list[Path]:
@@ -706,7 +743,7 @@ def _expand_checkpoints(checkpoints) -> list[Path]:
 
 
 def select_checkpoint(checkpoints, val_dataset, out_dir, *, device="auto",
-                      batch_size: int = 64, seed: int = 0) -> Path:
+                      batch_size: int = 64, seed: int = 0, ratio: float = 0.5) -> Path:
     """Pick the checkpoint with the lowest validation L2; write ``best.pt``.
 
     Parameters
@@ -719,10 +756,13 @@ def select_checkpoint(checkpoints, val_dataset, out_dir, *, device="auto",
     out_dir : str or Path
         Receives ``selection.csv`` (one row per checkpoint plus the ``copy-paste``
         input and an ``untrained`` generator of the same architecture, seeded with
-        ``seed``, for context; columns ``name, kind, iteration, l2, psnr, selected``)
-        and ``best.pt`` (a generator-only checkpoint, atomic).
+        ``seed``, for context; columns ``name, kind, iteration, l2, psnr, l2_centre,
+        l2_lowpass, selected``, see :func:`evaluate_generator`) and ``best.pt`` (a
+        generator-only checkpoint, atomic). Selection is by ``l2``.
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    ratio : float
+        Pasted-square fraction of the composites (for ``l2_centre``).
 
     Returns
     -------
@@ -737,7 +777,8 @@ def select_checkpoint(checkpoints, val_dataset, out_dir, *, device="auto",
         meta = _torch_load(path)
         gen = generator_from_checkpoint(meta, str(path))
         arch = arch or dict(gen.arch)
-        score = evaluate_generator(gen, val_dataset, device=device, batch_size=batch_size)
+        score = evaluate_generator(gen, val_dataset, device=device, batch_size=batch_size,
+                                   ratio=ratio)
         row = {"name": path.name, "kind": "checkpoint",
                "iteration": meta.get("iteration", ""), **score}
         rows.append(row)
@@ -748,17 +789,20 @@ def select_checkpoint(checkpoints, val_dataset, out_dir, *, device="auto",
         torch.manual_seed(seed)
         untrained = Generator(**arch)
     for name, gen in (("copy-paste", None), ("untrained", untrained)):
-        score = evaluate_generator(gen, val_dataset, device=device, batch_size=batch_size)
+        score = evaluate_generator(gen, val_dataset, device=device, batch_size=batch_size,
+                                   ratio=ratio)
         rows.append({"name": name, "kind": "baseline", "iteration": "", **score})
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "selection.csv") as tmp:
         with open(tmp, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=["name", "kind", "iteration", "l2", "psnr",
-                                               "selected"])
+                                               "l2_centre", "l2_lowpass", "selected"])
             w.writeheader()
             for r in rows:
                 w.writerow({"name": r["name"], "kind": r["kind"], "iteration": r["iteration"],
                             "l2": f"{r['l2']:.8g}", "psnr": f"{r['psnr']:.6g}",
+                            "l2_centre": f"{r['l2_centre']:.8g}",
+                            "l2_lowpass": f"{r['l2_lowpass']:.8g}",
                             "selected": int(r is best)})
     return save_generator(best_gen, out_dir / "best.pt",
                           extra={"selected_from": best["name"],
@@ -778,4 +822,4 @@ def select_from_manifests(checkpoints, val_csv, scenes_root, out_dir, *, device=
     checkpoints = _expand_checkpoints(checkpoints)
     size = load_generator(checkpoints[0], device="cpu").arch["image_size"]
     val = CompositeDataset(val_csv, scenes_root, image_size=size, ratio=ratio)
-    return select_checkpoint(checkpoints, val, out_dir, device=device)
+    return select_checkpoint(checkpoints, val, out_dir, device=device, ratio=ratio)

@@ -212,8 +212,14 @@ def test_select_checkpoint_picks_lowest_val_l2(tmp_path, data):
     # the copy-paste row is the plain composite vs truth
     x, y = val_set.tensors
     cp = float((((x + 1) / 2 - (y + 1) / 2) ** 2).mean())
-    assert float(next(r for r in rows if r["name"] == "copy-paste")["l2"]) == \
-        pytest.approx(cp, rel=1e-6)
+    cp_row = next(r for r in rows if r["name"] == "copy-paste")
+    assert float(cp_row["l2"]) == pytest.approx(cp, rel=1e-6)
+    # the composite differs from the truth only inside the pasted square (1/4 of it)
+    assert float(cp_row["l2_centre"]) == pytest.approx(4 * cp, rel=1e-5)
+    assert 0 < float(cp_row["l2_lowpass"]) < float(cp_row["l2_centre"])
+    # evaluating the truth against itself scores zero everywhere
+    same = torch.utils.data.TensorDataset(y, y)
+    assert evaluate_generator(None, same, device="cpu")["l2_lowpass"] == 0.0
 
 
 def test_schedule_and_config():
