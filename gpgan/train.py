@@ -319,6 +319,8 @@ def _slim(path: Path) -> None:
 def _publish(src: Path, dst: Path) -> None:
     """Place ``src`` at ``dst`` atomically: a hard link when possible, else a copy."""
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and os.path.samefile(src, dst):
+        return  # already published (rename() between two links of one file is a no-op)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -326,6 +328,7 @@ def _publish(src: Path, dst: Path) -> None:
     except OSError:
         shutil.copy2(src, tmp)
     os.replace(tmp, dst)
+    tmp.unlink(missing_ok=True)
 
 
 def _read_log(path: Path, upto: int) -> list[dict]:
@@ -457,6 +460,10 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
     autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else nullcontext
 
     # --- resume ---------------------------------------------------------------------------
+    for folder in (ckpt_dir, sample_dir, state_dir):  # temp files of a killed atomic write
+        if folder.is_dir():
+            for junk in folder.glob(".*.tmp*"):
+                junk.unlink(missing_ok=True)
     it, batches, seconds = 0, 0, 0.0
     existing = _list_checkpoints(ckpt_dir)
     if existing:
@@ -619,7 +626,7 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
         _publish(p, out_dir / "checkpoints" / p.name)
         published.append(out_dir / "checkpoints" / p.name)
     if sample_dir.exists():
-        for p in sorted(sample_dir.glob("*.png")):
+        for p in sorted(sample_dir.glob("iter_*.png")):  # not a killed write's temp file
             _publish(p, out_dir / "samples" / p.name)
     _write_log(out_dir / "train_log.csv", _read_log(log_path, it))
     final = save_generator(G.cpu(), out_dir / "final.pt",

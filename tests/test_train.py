@@ -115,11 +115,16 @@ def test_resume_after_kill_is_bitwise_identical(tmp_path, data):
     assert not (run / "done").exists()  # not finished any more
     assert [int(r["iteration"]) for r in read_log(run / "state" / "train_log.csv")] == \
         [1, 2, 3, 4, 5]
+    # a hard kill can leave an atomic write's temp file behind: ignored and removed
+    junk = run / "state" / "samples" / ".iter_0000006_val.png.x1.tmp.png"
+    junk.write_bytes(b"partial")
     # 3) ... and resumed to the end from the checkpoint at 4 (not from scratch).
     counting = Faulty(train_set, 10 ** 9, "kill")
     res = train(cfg, counting, val_set, run, progress=False)
     assert res["iterations"] == 6
     assert counting.calls == calls_before(6, cfg, start=4)
+    assert not junk.exists()
+    assert not [p for p in (run / "samples").iterdir() if p.name.startswith(".")]
 
     assert_same_tensors(state(ref["final"])["generator"], state(res["final"])["generator"])
     full_ref = state(tmp_path / "ref" / "state" / "checkpoints" / "iter_0000006.pt")
