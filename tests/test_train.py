@@ -197,6 +197,8 @@ def test_select_checkpoint_picks_lowest_val_l2(tmp_path, data):
     assert [int(r["iteration"]) for r in log] == [5, 10, 15, 20, 25, 30]
     assert all(float(r["images_per_s"]) > 0 for r in log)
     assert float(log[-1]["l2"]) < float(log[0]["l2"])  # it learns
+    # the critic scores real images above generated ones (errD = D(fake) - D(real))
+    assert all(float(r["errD"]) < 0 for r in log)
 
     best = select_checkpoint(res["checkpoints"], val_set, tmp_path / "model", device="cpu")
     assert best == tmp_path / "model" / "best.pt"
@@ -326,3 +328,11 @@ def test_end_to_end_manifests_cli_and_gp_gan_blend(tmp_path):
     assert out.shape == (96, 128, 3) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
     assert np.abs(out - dst)[mask == 0].mean() < np.abs(out - dst)[mask == 1].mean()
+
+
+def test_epochs_set_the_length_when_iterations_is_null(tmp_path, data):
+    train_set, _ = data  # 24 items, batch 8: 3 batches per epoch
+    cfg = dict(TINY, iterations=None, epochs=4, n_samples=0)  # 12 batches: 4 + 4 + 2 + 2
+    assert train(cfg, train_set, None, tmp_path / "a", progress=False)["iterations"] == 4
+    with pytest.raises(ConfigError, match="less than one generator iteration"):
+        train(dict(cfg, epochs=1), train_set, None, tmp_path / "b", progress=False)
