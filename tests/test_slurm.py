@@ -12,8 +12,9 @@ Which workflow is submitted is set by the constants below (or the matching
 ``tests/slurm/mini``; to submit the real pipeline, point them at it, e.g.::
 
     GPGAN_SLURM_SNAKEFILE=Snakefile
-    GPGAN_SLURM_CONFIGFILE=.test/config/config.yaml
-    GPGAN_SLURM_WORKDIR=.test            # empty / unset: a fresh temporary folder
+    GPGAN_SLURM_CONFIGFILE=              # empty: none (the Snakefile's configfile:)
+    GPGAN_SLURM_COPY=.test/config        # copied into the fresh temporary workdir
+    GPGAN_SLURM_WORKDIR=                 # empty / unset: a fresh temporary folder
     GPGAN_SLURM_OUTPUTS=""               # optional extra outputs to check
     GPGAN_SLURM_ARGS="--forceall"        # extra snakemake arguments (a reused workdir
                                          # needs --forceall, or nothing is submitted)
@@ -73,6 +74,9 @@ WORKFLOW_OUTPUTS = tuple(
         ),
     ).split()
 )
+# files/folders (relative to the repo) copied into the temporary workdir, e.g.
+# ".test/config" -> <workdir>/config (the real Snakefile reads config/config.yaml)
+WORKFLOW_COPY = tuple(os.environ.get("GPGAN_SLURM_COPY", "").split())
 # extra Snakemake arguments, e.g. "--forceall" for a reused workdir whose outputs
 # are already there (otherwise nothing is submitted), or "--sdm conda"
 WORKFLOW_ARGS = tuple(shlex.split(os.environ.get("GPGAN_SLURM_ARGS", "")))
@@ -223,7 +227,17 @@ def _slurm_states(jobids) -> dict[str, str]:
 
 
 def _workdir(tmp_path: Path) -> Path:
-    return WORKFLOW_WORKDIR if WORKFLOW_WORKDIR is not None else tmp_path
+    if WORKFLOW_WORKDIR is not None:
+        return WORKFLOW_WORKDIR
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    for rel in WORKFLOW_COPY:
+        src = ROOT / rel
+        if src.is_dir():
+            shutil.copytree(src, workdir / src.name)
+        else:
+            shutil.copy2(src, workdir / src.name)
+    return workdir
 
 
 # --- tests that need no SLURM -------------------------------------------------------
@@ -239,8 +253,12 @@ def test_profile_is_a_slurm_profile(profile):
     assert {"mem_mb", "runtime", "cpus_per_task"} <= set(cfg["default-resources"])
     train = cfg["set-resources"]["train"]
     assert train.get("gpu") == 1 or str(train.get("gres", "")).startswith("gpu")
-    # the training time limit grows with the attempt number
-    assert "attempt" in str(train["runtime"])
+    # the training time limit grows with the attempt number: left to the rule
+    # (config train.runtime_min x attempt), or an `attempt` expression here
+    assert "runtime" not in train or "attempt" in str(train["runtime"])
+    # --cpus-per-task follows each rule's threads; "all cores" training gets a number
+    assert cfg["default-resources"]["cpus_per_task"] == "threads"
+    assert isinstance(cfg["set-threads"]["train"], int)
     assert cfg["slurm-status-command"] in {"sacct", "squeue"}
     if profile == PROFILE:
         # the test cluster has no accounting: sacct would hang
