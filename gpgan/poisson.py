@@ -366,7 +366,12 @@ def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: 
     beta_op = beta if scalar else np.asarray(beta, dtype=np.float32)
 
     def matvec(v):
-        return apply_operator(v.reshape(shape), beta_op, taps).ravel()
+        # Channel by channel: the stencil's temporaries stay one channel large.
+        z = v.reshape(shape)
+        out = np.empty(shape, dtype=np.float32)
+        for k in range(shape[0]):
+            out[k] = apply_operator(z[k], beta_op, taps)
+        return out.ravel()
 
     def psolve(r):
         return _dct_solve(r.reshape(shape), beta_pc, taps).ravel()

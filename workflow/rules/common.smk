@@ -92,5 +92,9 @@ def get_final_output():
 
 
 def all_cores(wildcards):
-    """Every core Snakemake was given (training uses them all)."""
-    return workflow.cores
+    """Every core Snakemake was given (training uses them all). Runs without a core
+    count (cluster executors, --report) fall back to 4; profiles may set-threads."""
+    try:
+        return workflow.cores or 4
+    except Exception:
+        return 4
