@@ -151,6 +151,7 @@ def test_second_run_does_nothing_and_report_builds(tiny_run):
     assert len(html) > 100_000 and "qualitative.png" in html
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_from_its_checkpoint(tmp_path):
     """Kill Snakemake during training; the rerun resumes from the last checkpoint in
     results/<run>/state (never a declared output, so never deleted)."""
