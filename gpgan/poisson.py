@@ -551,6 +551,16 @@ def solve_level(src, dst, mask, color, beta, solver="cg", *, taps, fixed=None,
     return y, info
 
 
+def _baseline_inputs(src, dst, mask):
+    """(C, H, W) src and dst and an (H, W) mask, checked to have one size."""
+    s, d = _chw(src, "src"), _chw(dst, "dst")
+    m = np.asarray(mask, dtype=np.float32)
+    if s.shape != d.shape or m.shape != d.shape[1:]:
+        raise InputError(f"size mismatch: src {s.shape[1:]}, dst {d.shape[1:]}, "
+                         f"mask {m.shape}")
+    return s, d, m
+
+
 def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAULT_RTOL,
                   maxiter: int = DEFAULT_MAXITER, return_info: bool = False):
     """Classic Poisson image editing (Perez et al. 2003, seamless cloning).
@@ -572,11 +582,7 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     """
     if boundary not in ("mask", "box"):
         raise InputError(f"unknown Poisson boundary {boundary!r} (use 'mask' or 'box')")
-    s, d = _chw(src, "src"), _chw(dst, "dst")
-    m = np.asarray(mask, dtype=np.float32)
-    if s.shape != d.shape or m.shape != d.shape[1:]:
-        raise InputError(f"size mismatch: src {s.shape[1:]}, dst {d.shape[1:]}, "
-                         f"mask {m.shape}")
+    s, d, m = _baseline_inputs(src, dst, mask)
     if boundary == "mask":
         free = m > 0.5
         rhs = neg_laplacian(s)
@@ -602,11 +608,7 @@ def modified_poisson(src, dst, mask, *, epsilon: float = 0.05, solver: str = "dc
     """
     if not epsilon > 0:
         raise InputError(f"epsilon must be > 0, got {epsilon}")
-    s, d = _chw(src, "src"), _chw(dst, "dst")
-    m = np.asarray(mask, dtype=np.float32)
-    if s.shape != d.shape or m.shape != d.shape[1:]:
-        raise InputError(f"size mismatch: src {s.shape[1:]}, dst {d.shape[1:]}, "
-                         f"mask {m.shape}")
+    s, d, m = _baseline_inputs(src, dst, mask)
     rhs = guidance_divergence(s, d, m)
     rhs += np.float32(epsilon) * (d + m * (s - d))
     if solver == "dct":
