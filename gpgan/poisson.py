@@ -37,11 +37,14 @@ All arrays here are ``float32``; images are ``(H, W, 3)`` at the public boundary
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
 import scipy.fft as sfft
 import scipy.sparse as sp
+from scipy.ndimage import correlate1d
 from scipy.sparse.linalg import LinearOperator, cg
 
 from .errors import InputError
@@ -162,25 +165,29 @@ def neg_laplacian(z: np.ndarray, add: np.ndarray | None = None) -> np.ndarray:
 
 
 def _filter3(z: np.ndarray, g0: float, g1: float, axis: int) -> np.ndarray:
-    """``g1 z[i-1] + g0 z[i] + g1 z[i+1]`` along ``axis`` (reflect boundary)."""
+    """``g1 z[i-1] + g0 z[i] + g1 z[i+1]`` along ``axis`` (reflect boundary).
+
+    The last (contiguous) axis uses :func:`scipy.ndimage.correlate1d` (one C pass);
+    other axes use in-place sums of shifted views (no temporaries).
+    """
     n = z.shape[axis]
-    out = np.multiply(z, g0)
     if n == 1:
-        out += (2.0 * g1) * z
-        return out
+        return np.multiply(z, g0 + 2.0 * g1)
+    if axis == z.ndim - 1:
+        return correlate1d(z, np.array([g1, g0, g1], dtype=z.dtype), axis=axis,
+                           mode="reflect", output=np.empty_like(z))
 
     def sl(a, b):
         s = [slice(None)] * z.ndim
         s[axis] = slice(a, b)
         return tuple(s)
 
-    nb = np.empty_like(z)
-    nb[sl(1, n - 1)] = z[sl(0, n - 2)]
-    nb[sl(1, n - 1)] += z[sl(2, n)]
-    nb[sl(0, 1)] = z[sl(0, 1)] + z[sl(1, 2)]
-    nb[sl(n - 1, n)] = z[sl(n - 2, n - 1)] + z[sl(n - 1, n)]
-    nb *= g1
-    out += nb
+    out = np.multiply(z, g0 / g1)
+    out[sl(1, n)] += z[sl(0, n - 1)]
+    out[sl(0, n - 1)] += z[sl(1, n)]
+    out[sl(0, 1)] += z[sl(0, 1)]  # reflect: the missing neighbour is the pixel itself
+    out[sl(n - 1, n)] += z[sl(n - 1, n)]
+    out *= g1
     return out
 
 
@@ -270,7 +277,15 @@ def guidance_divergence(src: np.ndarray | None, dst: np.ndarray, mask: np.ndarra
     the window must cover the mask's bounding box plus one pixel. ``add`` is added to
     the result (used to fuse the colour term into the same pass).
     """
-    out = neg_laplacian(dst, add)
+    if dst.ndim == 3 and dst.shape[0] > 1 and dst[0].size > 1 << 21:
+        out = np.empty_like(dst)
+
+        def one(k):
+            out[k] = neg_laplacian(dst[k], None if add is None else add[k])
+
+        _run_parallel(one, range(dst.shape[0]))
+    else:
+        out = neg_laplacian(dst, add)
     box = _bbox(mask > 0, margin=1)
     if box is None:
         return out
@@ -352,6 +367,19 @@ def _cg(matvec, psolve, b: np.ndarray, x0: np.ndarray | None, rtol: float, maxit
     return x, SolveInfo(solver="cg", iterations=count[0])
 
 
+def _run_parallel(fn, items) -> None:
+    """Run ``fn`` over ``items`` on up to :data:`FFT_WORKERS` threads (numpy and
+    scipy.ndimage release the GIL on large arrays); serial for small inputs."""
+    items = list(items)
+    workers = os.cpu_count() if FFT_WORKERS in (None, -1) else max(1, int(FFT_WORKERS))
+    if workers <= 1 or len(items) <= 1:
+        for it in items:
+            fn(it)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        list(pool.map(fn, items))
+
+
 def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: int,
                 ) -> tuple[np.ndarray, SolveInfo]:
     """Solve Eq. (1) on the whole image (Neumann boundary), rhs (C, H, W)."""
@@ -369,8 +397,11 @@ def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: 
         # Channel by channel: the stencil's temporaries stay one channel large.
         z = v.reshape(shape)
         out = np.empty(shape, dtype=np.float32)
-        for k in range(shape[0]):
+
+        def one(k):
             out[k] = apply_operator(z[k], beta_op, taps)
+
+        _run_parallel(one, range(shape[0]))
         return out.ravel()
 
     def psolve(r):

@@ -112,6 +112,21 @@ def downsample2(x: np.ndarray) -> np.ndarray:
     return _down_axis(_down_axis(x, x.ndim - 2), x.ndim - 1)
 
 
+def _downsample2_channels(x: np.ndarray) -> np.ndarray:
+    """:func:`downsample2` with the channels of a large ``(C, H, W)`` on parallel threads."""
+    if x.ndim != 3 or x.shape[0] == 1 or x[0].size <= 1 << 21:
+        return downsample2(x)
+    from .poisson import _run_parallel
+
+    out = np.empty(x.shape[:1] + ((x.shape[1] + 1) // 2, (x.shape[2] + 1) // 2), x.dtype)
+
+    def one(k):
+        out[k] = downsample2(x[k])
+
+    _run_parallel(one, range(x.shape[0]))
+    return out
+
+
 def _up_axis(x: np.ndarray, axis: int, n_out: int) -> np.ndarray:
     n = x.shape[axis]
     shape = list(x.shape)
@@ -205,7 +220,7 @@ def gaussian_pyramid(x: np.ndarray, sizes: list[tuple[int, int]], *,
         finer = levels[-1]
         if not reference and tuple(size) == ((finer.shape[-2] + 1) // 2,
                                              (finer.shape[-1] + 1) // 2):
-            levels.append(downsample2(finer))
+            levels.append(_downsample2_channels(finer))
         else:
             from scipy.ndimage import gaussian_filter
 
