@@ -18,27 +18,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .blending import blend
-from .errors import InputError
+from .data.composites import read_test_csv
 from .io import atomic_path, read_image, read_mask, write_image
 
 log = logging.getLogger(__name__)
-
-
-def read_manifest(test_csv) -> list[dict]:
-    """Rows of ``test.csv`` with absolute ``src``/``dst``/``mask``/``gt`` paths."""
-    test_csv = Path(test_csv)
-    if not test_csv.is_file():
-        raise InputError(f"{test_csv}: no such test manifest")
-    with open(test_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    need = {"id", "src", "dst", "mask"}
-    if rows and not need <= set(rows[0]):
-        raise InputError(f"{test_csv}: needs columns {sorted(need)}")
-    for r in rows:
-        for k in ("src", "dst", "mask", "gt"):
-            if r.get(k):
-                r[k] = str(test_csv.parent / r[k])
-    return rows
 
 
 def blend_test_set(test_csv, method: str, out_dir, *, threads: int | None = None,
@@ -57,7 +40,7 @@ def blend_test_set(test_csv, method: str, out_dir, *, threads: int | None = None
             import torch
 
             torch.set_num_threads(int(threads))
-    rows = read_manifest(test_csv)
+    rows = read_test_csv(test_csv).to_dict("records")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     timing = []

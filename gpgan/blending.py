@@ -27,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import poisson
+from .poisson import _chw, _hwc
 from .errors import InputError, ModelError
 from .io import to_float_image, to_mask
 from .pyramid import (dilate, downsample2, gaussian_pyramid, level_sizes, resize,
@@ -100,14 +101,6 @@ def prepare_inputs(src, dst, mask, offset=None):
     if not mask.any():
         raise InputError(_EMPTY_MASK)
     return src, dst, mask
-
-
-def _chw(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.moveaxis(a, 2, 0))
-
-
-def _hwc(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.moveaxis(a, 0, 2))
 
 
 # --------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data.composites import read_test_csv
 from .errors import InputError
 from .io import atomic_path, read_image, read_mask
 from .metrics import DEFAULT_BAND_PX, HIGHER_IS_BETTER, METRICS, compute_metrics
@@ -41,7 +42,6 @@ __all__ = ["Evaluation", "evaluate", "read_test_csv", "read_timing", "summarize"
 
 log = logging.getLogger(__name__)
 
-TEST_COLUMNS = ("id", "scene", "src", "dst", "mask", "gt", "height", "width", "coverage")
 TIMING_COLUMNS = ("id", "seconds", "megapixels")
 
 # Number formats of the Markdown table.
@@ -57,31 +57,6 @@ class Evaluation:
     summary: pd.DataFrame
     paths: dict = field(default_factory=dict)
     notices: list = field(default_factory=list)
-
-
-def read_test_csv(test_csv) -> pd.DataFrame:
-    """Read ``test.csv`` and resolve its image paths against its folder.
-
-    Returns
-    -------
-    pandas.DataFrame
-        With ``src, dst, mask, gt`` as absolute paths and ``id`` as str.
-    """
-    test_csv = Path(test_csv)
-    if not test_csv.is_file():
-        raise InputError(f"{test_csv}: no such file")
-    df = pd.read_csv(test_csv, dtype={"id": str, "scene": str})
-    missing = [c for c in TEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputError(f"{test_csv}: missing column(s) {missing}")
-    if df.empty:
-        raise InputError(f"{test_csv}: no test composites")
-    if df["id"].duplicated().any():
-        raise InputError(f"{test_csv}: duplicate id {df['id'][df['id'].duplicated()].iloc[0]!r}")
-    root = test_csv.resolve().parent
-    for col in ("src", "dst", "mask", "gt"):
-        df[col] = [str(root / p) for p in df[col]]
-    return df
 
 
 def read_timing(method_dir) -> pd.DataFrame:

@@ -89,7 +89,7 @@ def qualitative_grid(test_csv, blends_root, methods, out_png, *, ids=None,
     cell_inches : float
         Size of one panel.
     """
-    from .evaluate import read_test_csv
+    from .data.composites import read_test_csv
 
     tests = read_test_csv(test_csv)
     if ids is not None:

@@ -61,6 +61,7 @@ __all__ = [
     "modified_poisson",
     "SolveInfo",
     "solve_level",
+    "map_channels",
 ]
 
 #: Number of FFT worker threads for scipy.fft (-1 = all cores).
@@ -277,15 +278,8 @@ def guidance_divergence(src: np.ndarray | None, dst: np.ndarray, mask: np.ndarra
     the window must cover the mask's bounding box plus one pixel. ``add`` is added to
     the result (used to fuse the colour term into the same pass).
     """
-    if dst.ndim == 3 and dst.shape[0] > 1 and dst[0].size > 1 << 21:
-        out = np.empty_like(dst)
-
-        def one(k):
-            out[k] = neg_laplacian(dst[k], None if add is None else add[k])
-
-        _run_parallel(one, range(dst.shape[0]))
-    else:
-        out = neg_laplacian(dst, add)
+    # Channel-parallel from 2 MP a channel (below that the threads cost more than they save).
+    out = map_channels(neg_laplacian, dst.shape, dst, add, min_pixels=(1 << 21) + 1)
     box = _bbox(mask > 0, margin=1)
     if box is None:
         return out
@@ -316,7 +310,8 @@ def guidance_divergence(src: np.ndarray | None, dst: np.ndarray, mask: np.ndarra
 # Solvers
 # --------------------------------------------------------------------------------------
 class SolveInfo(dict):
-    """Diagnostics of a solve: ``solver``, ``iterations``, ``residual`` (relative)."""
+    """Diagnostics of a solve: ``solver`` and ``iterations`` (the pyramid adds
+    ``level`` and ``size``)."""
 
 
 def _dct_solve(rhs: np.ndarray, beta: float, taps, *, pad: bool = True) -> np.ndarray:
@@ -367,17 +362,27 @@ def _cg(matvec, psolve, b: np.ndarray, x0: np.ndarray | None, rtol: float, maxit
     return x, SolveInfo(solver="cg", iterations=count[0])
 
 
-def _run_parallel(fn, items) -> None:
-    """Run ``fn`` over ``items`` on up to :data:`FFT_WORKERS` threads (numpy and
-    scipy.ndimage release the GIL on large arrays); serial for small inputs."""
-    items = list(items)
+def map_channels(fn, out_shape, *arrays, min_pixels: int = 0) -> np.ndarray:
+    """``out[k] = fn(arrays[0][k], arrays[1][k], ...)`` for each channel ``k``.
+
+    Channels run on up to :data:`FFT_WORKERS` threads (numpy and scipy.ndimage release
+    the GIL on large arrays) when a channel has at least ``min_pixels`` pixels, else
+    serially. ``None`` entries of ``arrays`` are passed as ``None``.
+    """
+    out = np.empty(out_shape, dtype=np.float32)
+    channels = range(out_shape[0])
+
+    def one(k):
+        out[k] = fn(*(None if a is None else a[k] for a in arrays))
+
     workers = os.cpu_count() if FFT_WORKERS in (None, -1) else max(1, int(FFT_WORKERS))
-    if workers <= 1 or len(items) <= 1:
-        for it in items:
-            fn(it)
-        return
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        list(pool.map(fn, items))
+    if workers <= 1 or len(channels) <= 1 or math.prod(out_shape[1:]) < min_pixels:
+        for k in channels:
+            one(k)
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(channels))) as pool:
+            list(pool.map(one, channels))
+    return out
 
 
 def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: int,
@@ -395,14 +400,8 @@ def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: 
 
     def matvec(v):
         # Channel by channel: the stencil's temporaries stay one channel large.
-        z = v.reshape(shape)
-        out = np.empty(shape, dtype=np.float32)
-
-        def one(k):
-            out[k] = apply_operator(z[k], beta_op, taps)
-
-        _run_parallel(one, range(shape[0]))
-        return out.ravel()
+        return map_channels(lambda z: apply_operator(z, beta_op, taps), shape,
+                            v.reshape(shape)).ravel()
 
     def psolve(r):
         return _dct_solve(r.reshape(shape), beta_pc, taps).ravel()
@@ -478,7 +477,8 @@ def _solve_restricted(rhs: np.ndarray, fixed_values: np.ndarray, free: np.ndarra
 # --------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------
-def _chw(img: np.ndarray, name: str) -> np.ndarray:
+def _chw(img: np.ndarray, name: str = "image") -> np.ndarray:
+    """(H, W[, C]) -> contiguous float32 (C, H, W)."""
     a = np.asarray(img, dtype=np.float32)
     if a.ndim == 2:
         a = a[:, :, None]
@@ -488,6 +488,7 @@ def _chw(img: np.ndarray, name: str) -> np.ndarray:
 
 
 def _hwc(y: np.ndarray) -> np.ndarray:
+    """(C, H, W) -> contiguous (H, W, C)."""
     return np.ascontiguousarray(np.moveaxis(y, 0, 2))
 
 

@@ -25,7 +25,9 @@ import math
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import maximum_filter1d
+from scipy.ndimage import gaussian_filter, maximum_filter1d
+
+from .poisson import map_channels
 
 __all__ = [
     "level_sizes",
@@ -113,18 +115,12 @@ def downsample2(x: np.ndarray) -> np.ndarray:
 
 
 def _downsample2_channels(x: np.ndarray) -> np.ndarray:
-    """:func:`downsample2` with the channels of a large ``(C, H, W)`` on parallel threads."""
-    if x.ndim != 3 or x.shape[0] == 1 or x[0].size <= 1 << 21:
+    """:func:`downsample2` of ``(C, H, W)``, channels on parallel threads above 2 MP."""
+    if x.ndim != 3:
         return downsample2(x)
-    from .poisson import _run_parallel
-
-    out = np.empty(x.shape[:1] + ((x.shape[1] + 1) // 2, (x.shape[2] + 1) // 2), x.dtype)
-
-    def one(k):
-        out[k] = downsample2(x[k])
-
-    _run_parallel(one, range(x.shape[0]))
-    return out
+    shape = (x.shape[0], (x.shape[1] + 1) // 2, (x.shape[2] + 1) // 2)
+    return map_channels(downsample2, shape, x, min_pixels=(1 << 21) + 1).astype(x.dtype,
+                                                                                copy=False)
 
 
 def _up_axis(x: np.ndarray, axis: int, n_out: int) -> np.ndarray:
@@ -177,7 +173,9 @@ def _pil_resize(x2d: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
-    """Resize a mask; area-weighted (soft) by default, nearest-neighbour if asked."""
+    """Resize a mask (or any 2-D weight field, e.g. a per-pixel beta): area-weighted
+    (soft) by default, nearest-neighbour if asked. Both filters have non-negative
+    weights summing to 1, so values stay within the input's range."""
     if mask.shape == tuple(size):
         return mask
     if nearest:
@@ -185,7 +183,7 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int], *, nearest: bool = Fals
     H, W = mask.shape
     if ((H + 1) // 2, (W + 1) // 2) == tuple(size):
         return _box_down2(mask)
-    return np.clip(_pil_resize(mask, size, Image.BILINEAR), 0.0, 1.0)
+    return _pil_resize(mask, size, Image.BILINEAR)
 
 
 def _box_down2(m: np.ndarray) -> np.ndarray:
@@ -222,8 +220,6 @@ def gaussian_pyramid(x: np.ndarray, sizes: list[tuple[int, int]], *,
                                              (finer.shape[-1] + 1) // 2):
             levels.append(_downsample2_channels(finer))
         else:
-            from scipy.ndimage import gaussian_filter
-
             sig = (0,) * (finer.ndim - 2) + (sigma, sigma)
             levels.append(resize(gaussian_filter(finer, sig, mode="reflect"), size))
     return levels[::-1]

@@ -51,6 +51,7 @@ from .crop import list_images
 __all__ = [
     "TRAIN_COLUMNS",
     "TEST_COLUMNS",
+    "read_test_csv",
     "list_scenes",
     "split_scenes",
     "resized_shape",
@@ -456,6 +457,33 @@ def make_test_composites(scenes_root, scenes, out_dir, *, n: int, seed: int,
         if p.is_dir() and p.name.isdigit() and len(p.name) == 4 and int(p.name) >= n:
             shutil.rmtree(p)
     return _write_csv(out_dir / "test.csv", TEST_COLUMNS, rows)
+
+
+def read_test_csv(test_csv):
+    """Read ``test.csv`` and resolve its image paths against its folder.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With ``src, dst, mask, gt`` as absolute paths and ``id`` as str.
+    """
+    import pandas as pd
+
+    test_csv = Path(test_csv)
+    if not test_csv.is_file():
+        raise InputError(f"{test_csv}: no such file")
+    df = pd.read_csv(test_csv, dtype={"id": str, "scene": str})
+    missing = [c for c in TEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(f"{test_csv}: missing column(s) {missing}")
+    if df.empty:
+        raise InputError(f"{test_csv}: no test composites")
+    if df["id"].duplicated().any():
+        raise InputError(f"{test_csv}: duplicate id {df['id'][df['id'].duplicated()].iloc[0]!r}")
+    root = test_csv.resolve().parent
+    for col in ("src", "dst", "mask", "gt"):
+        df[col] = [str(root / p) for p in df[col]]
+    return df
 
 
 def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
