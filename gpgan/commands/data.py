@@ -10,6 +10,7 @@ import logging
 import sys
 
 from ..errors import ConfigError
+from . import pair
 
 
 def _fractions(text: str) -> dict[str, float]:
@@ -25,12 +26,7 @@ def _fractions(text: str) -> dict[str, float]:
     return out
 
 
-def _range(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LO,HI numbers, got {text!r}") from None
-    return lo, hi
+_range = pair(float, "LO,HI numbers")
 
 
 def _logging(quiet: bool) -> None:

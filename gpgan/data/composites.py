@@ -232,6 +232,16 @@ def _write_csv(path: Path, columns, rows) -> Path:
     return path
 
 
+def _paired_scenes(root, scenes, on_error, what: str):
+    """The scene index and the sorted names of scenes holding >= 2 images (a pair);
+    none -> InputError ``"<root>: no <what>"``."""
+    index = _index(root, scenes, on_error)
+    names = sorted(s for s, imgs in index.items() if len(imgs) >= 2)
+    if not names:
+        raise InputError(f"{root}: no {what}")
+    return index, names
+
+
 def _index(scenes_root, scenes, on_error) -> dict[str, list[str]]:
     if isinstance(scenes, dict):
         index = {s: list(v) for s, v in scenes.items()}
@@ -284,10 +294,8 @@ def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: 
     if image_size < 2 or not 0 < ratio <= 1:
         raise ConfigError(f"need image_size >= 2 and 0 < ratio <= 1, got {image_size}, {ratio}")
     root = Path(scenes_root)
-    index = _index(root, scenes, on_error)
-    names = sorted(s for s, imgs in index.items() if len(imgs) >= 2)
-    if not names:
-        raise InputError(f"{root}: no scene with two images for training pairs")
+    index, names = _paired_scenes(root, scenes, on_error, "scene with two images for "
+                                  "training pairs")
     rng = np.random.default_rng(seed)
     which = rng.integers(0, len(names), size=n_samples)
     obj = np.empty(n_samples, dtype=object)
@@ -408,10 +416,7 @@ def make_test_composites(scenes_root, scenes, out_dir, *, n: int, seed: int,
         raise ConfigError(f"max_size must be >= 8, got {max_size}")
     root = Path(scenes_root)
     out_dir = Path(out_dir)
-    index = _index(root, scenes, on_error)
-    names = sorted(s for s, imgs in index.items() if len(imgs) >= 2)
-    if not names:
-        raise InputError(f"{root}: no test scene with two images")
+    index, names = _paired_scenes(root, scenes, on_error, "test scene with two images")
     rng = np.random.default_rng(seed)
     order = [names[i] for i in rng.permutation(len(names))]
     out_dir.mkdir(parents=True, exist_ok=True)
