@@ -23,8 +23,9 @@
 # The reason is printed on the last line of stderr as "setup_slurm: <reason>".
 set -euo pipefail
 
-STATE_DIR="${GPGAN_SLURM_STATE:-/run/gpgan-slurm}"
-PID_FILE="$STATE_DIR/pids"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh
+source "$HERE/common.sh" # STATE_DIR, PID_FILE, alive()
 PARTITION="${GPGAN_SLURM_PARTITION:-local}"
 CLUSTER_NAME="gpgan-test"
 MARKER="# managed by gpgan tests/slurm/setup_slurm.sh"
@@ -33,21 +34,12 @@ SPOOL_CTLD=/var/spool/slurmctld
 SPOOL_D=/var/spool/slurmd
 LOG_DIR=/var/log/slurm
 RUN_DIR=/run/slurm
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 die() { # die CODE MESSAGE
     echo "setup_slurm: $2" >&2
     exit "$1"
 }
 log() { echo "[setup_slurm $(date -u +%H:%M:%S)] $*" >&2; }
-alive() { # alive PID NAME: PID exists, is the named program and not a zombie
-    [[ -n "${1:-}" && -r "/proc/$1/comm" ]] || return 1
-    [[ "$(cat "/proc/$1/comm" 2>/dev/null)" == "$2"* ]] || return 1
-    local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-    stat="${stat##*) }" # field 3 (state) follows the ")" closing the command name
-    [[ "${stat:0:1}" != Z && "${stat:0:1}" != X ]]
-}
 
 [[ "$(id -u)" == 0 ]] || die 10 "must run as root (installs packages, writes /etc/slurm, starts daemons); not root"
 
