@@ -5,6 +5,5 @@ from gpgan.logs import to_file
 to_file(snakemake.log[0])
 from gpgan.data.composites import build_composites
 
-c = dict(snakemake.params.composites)
 build_composites(snakemake.input[0], Path(snakemake.output.test).parent,
-                 seed=snakemake.params.seed, coverage=tuple(c.pop("coverage")), **c)
+                 seed=snakemake.params.seed, **snakemake.params.composites)
