@@ -217,18 +217,24 @@ def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", si
     d_pyr, diff_pyr, m_pyr, cp0 = _pyramids(src, dst, mask, sizes, ref)
     if color0 is None:
         color0 = _hwc(cp0) if color_fn is None else color_fn(_hwc(cp0))
-    y = resize(_chw(np.asarray(color0, dtype=np.float32)), sizes[0])
+    c0 = _chw(np.asarray(color0, dtype=np.float32))
+    y = resize(c0, sizes[0])
+    last = len(sizes) - 1
     for level, size in enumerate(sizes):
         if level > 0:
             y = resize(y, size)
         b = beta if np.ndim(beta) == 0 else resize_mask(beta, size)
         fixed = ~dilate(m_pyr[level] > 0, band) if preserve_background else None
+        # y is a fresh array at every level (resize or _chw made it): the solve may
+        # build its right-hand side in it. The finest level is clipped on the way out.
         y, info = poisson.solve_level(None, d_pyr[level], m_pyr[level], y, b, solver,
                                       taps=taps, fixed=fixed, rtol=rtol, maxiter=maxiter,
-                                      diff=diff_pyr[level])
+                                      diff=diff_pyr[level],
+                                      consume_color=not np.may_share_memory(y, color0),
+                                      clip=level < last)
         if infos is not None:
             infos.append(dict(info, level=level, size=size))
-    return _hwc(y)
+    return _hwc(y, clip=True)
 
 
 @lru_cache(maxsize=4)

@@ -65,7 +65,9 @@ def to_float_image(arr: np.ndarray) -> np.ndarray:
     """Convert an array image (grey, RGB, RGBA; uint8/uint16/float) to float32 (H, W, 3).
 
     Integer inputs are scaled by their type's maximum; float inputs must already be in
-    ``[0, 1]`` (they are clipped). Alpha is dropped (composited over nothing).
+    ``[0, 1]`` (they are clipped). Alpha is dropped (composited over nothing). A
+    float32 ``(H, W, 3)`` array already in range is returned as is, not copied (callers
+    only read it).
     """
     a = np.asarray(arr)
     if a.dtype == np.uint8:
@@ -75,7 +77,9 @@ def to_float_image(arr: np.ndarray) -> np.ndarray:
     elif a.dtype == bool:
         a = a.astype(np.float32)
     else:
-        a = np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)
+        a = a.astype(np.float32, copy=False)
+        if not (a.size and a.min() >= 0.0 and a.max() <= 1.0):  # in range: no copy
+            a = np.clip(a, 0.0, 1.0)
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
     elif a.ndim == 3 and a.shape[2] in (1, 2):

@@ -44,7 +44,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft as sfft
 import scipy.sparse as sp
-from scipy.ndimage import correlate1d
+from scipy.ndimage import correlate, correlate1d
 from scipy.sparse.linalg import LinearOperator, cg
 
 from .errors import InputError
@@ -56,6 +56,7 @@ __all__ = [
     "neg_laplacian",
     "gaussian_filter3",
     "apply_operator",
+    "operator_kernel",
     "operator_matrix",
     "poisson_blend",
     "modified_poisson",
@@ -145,23 +146,38 @@ def _padded_length(n: int, beta: float, g_dc: float) -> int:
 # --------------------------------------------------------------------------------------
 # Operators (matrix-free, (C, H, W) float32)
 # --------------------------------------------------------------------------------------
-def neg_laplacian(z: np.ndarray, add: np.ndarray | None = None) -> np.ndarray:
+def neg_laplacian(z: np.ndarray, add: np.ndarray | None = None, *,
+                  out: np.ndarray | None = None) -> np.ndarray:
     """``-Lap_N z`` over the last two axes (5-point stencil, Neumann boundary).
 
     ``4 z - (sum of the 4 neighbours)``, where a missing neighbour (image border)
-    counts as ``z`` itself. ``add`` (same shape) is added in the same pass.
+    counts as ``z`` itself. ``add`` (same shape) is added in the same pass. With
+    ``out``, the result is accumulated into ``out`` (``out += -Lap_N z``, no new
+    full-size array; ``add`` is then ignored: put it in ``out``).
     """
-    out = np.multiply(z, 4.0, dtype=z.dtype)
-    if add is not None:
-        out += add
-    out[..., 1:, :] -= z[..., :-1, :]
-    out[..., :-1, :] -= z[..., 1:, :]
-    out[..., :, 1:] -= z[..., :, :-1]
-    out[..., :, :-1] -= z[..., :, 1:]
-    out[..., 0, :] -= z[..., 0, :]
-    out[..., -1, :] -= z[..., -1, :]
-    out[..., :, 0] -= z[..., :, 0]
-    out[..., :, -1] -= z[..., :, -1]
+    if out is None:
+        out = np.multiply(z, 4.0, dtype=z.dtype)
+        if add is not None:
+            out += add
+        out[..., 1:, :] -= z[..., :-1, :]
+        out[..., :-1, :] -= z[..., 1:, :]
+        out[..., :, 1:] -= z[..., :, :-1]
+        out[..., :, :-1] -= z[..., :, 1:]
+        out[..., 0, :] -= z[..., 0, :]
+        out[..., -1, :] -= z[..., -1, :]
+        out[..., :, 0] -= z[..., :, 0]
+        out[..., :, -1] -= z[..., :, -1]
+        return out
+    # Sum of (z - neighbour) over the existing neighbours, from forward differences.
+    if z.shape[-2] > 1:
+        d = np.subtract(z[..., 1:, :], z[..., :-1, :])
+        out[..., :-1, :] -= d
+        out[..., 1:, :] += d
+        del d
+    if z.shape[-1] > 1:
+        d = np.subtract(z[..., :, 1:], z[..., :, :-1])
+        out[..., :, :-1] -= d
+        out[..., :, 1:] += d
     return out
 
 
@@ -200,15 +216,35 @@ def gaussian_filter3(z: np.ndarray, taps: tuple[float, float]) -> np.ndarray:
     return _filter3(_filter3(z, g0, g1, z.ndim - 2), g0, g1, z.ndim - 1)
 
 
+def operator_kernel(beta: float, taps: tuple[float, float]) -> np.ndarray:
+    """The 3x3 stencil of ``-Lap_N + beta G_N`` for a constant ``beta`` (float32).
+
+    Both parts use the same half-sample reflect boundary along each axis, so the sum
+    is one 3x3 correlation with ``mode="reflect"``: corners ``beta g1^2``, edges
+    ``beta g0 g1 - 1``, centre ``4 + beta g0^2``.
+    """
+    g0, g1 = taps
+    c, e, m = beta * g1 * g1, beta * g0 * g1 - 1.0, 4.0 + beta * g0 * g0
+    return np.array([[c, e, c], [e, m, e], [c, e, c]], dtype=np.float32)
+
+
 def apply_operator(z: np.ndarray, beta, taps: tuple[float, float]) -> np.ndarray:
-    """``A z = -Lap_N z + S G_N S z`` with ``S = sqrt(beta)`` (``beta`` scalar or (H, W))."""
-    out = neg_laplacian(z)
+    """``A z = -Lap_N z + S G_N S z`` with ``S = sqrt(beta)`` (``beta`` scalar or (H, W)).
+
+    A constant ``beta`` is one 3x3 correlation per 2-D slice (:func:`operator_kernel`,
+    one C pass over memory); a per-pixel ``beta`` uses the separable S G S form.
+    """
     if np.isscalar(beta) or np.ndim(beta) == 0:
+        if z.ndim == 2 and min(z.shape) > 1:
+            return correlate(z, operator_kernel(float(beta), taps), mode="reflect",
+                             output=np.empty_like(z))
+        out = neg_laplacian(z)
         if float(beta) != 0.0:
             g = gaussian_filter3(z, taps)
             g *= np.float32(beta)
             out += g
         return out
+    out = neg_laplacian(z)
     s = np.sqrt(beta).astype(np.float32)
     g = gaussian_filter3(z * s, taps)
     g *= s
@@ -268,7 +304,7 @@ def _bbox(mask: np.ndarray, margin: int = 1) -> tuple[int, int, int, int] | None
 
 def guidance_divergence(src: np.ndarray | None, dst: np.ndarray, mask: np.ndarray, *,
                         diff: tuple[np.ndarray, tuple[int, int]] | None = None,
-                        add: np.ndarray | None = None) -> np.ndarray:
+                        add: np.ndarray | None = None, inplace: bool = False) -> np.ndarray:
     """``-div F`` of the half-mask guidance field, ``(C, H, W)`` float32.
 
     Uses ``F = D dst + mbar * D(src - dst)``: the ``dst`` part is ``-Lap_N dst`` on
@@ -276,10 +312,16 @@ def guidance_divergence(src: np.ndarray | None, dst: np.ndarray, mask: np.ndarra
     computed on the mask's bounding box (plus one pixel) alone. Instead of ``src``
     the caller may pass ``diff=(src - dst on a window, (row0, col0) of the window)``;
     the window must cover the mask's bounding box plus one pixel. ``add`` is added to
-    the result (used to fuse the colour term into the same pass).
+    the result (used to fuse the colour term into the same pass); with ``inplace``
+    the result is accumulated into ``add`` itself (no new full-size array).
     """
     # Channel-parallel from 2 MP a channel (below that the threads cost more than they save).
-    out = map_channels(neg_laplacian, dst.shape, dst, add, min_pixels=(1 << 21) + 1)
+    big = math.prod(dst.shape[1:]) > (1 << 21)
+    if inplace and add is not None:
+        out = add
+        for_channels(lambda k: neg_laplacian(dst[k], out=out[k]), dst.shape[0], big)
+    else:
+        out = map_channels(neg_laplacian, dst.shape, dst, add, min_pixels=(1 << 21) + 1)
     box = _bbox(mask > 0, margin=1)
     if box is None:
         return out
@@ -314,8 +356,11 @@ class SolveInfo(dict):
     ``level`` and ``size``)."""
 
 
-def _dct_solve(rhs: np.ndarray, beta: float, taps, *, pad: bool = True) -> np.ndarray:
-    """Closed-form Neumann solve of ``(-Lap_N + beta G_N) Y = rhs`` for (C, H, W)."""
+def _dct_solve(rhs: np.ndarray, beta: float, taps, *, pad: bool = True,
+               overwrite: bool = False) -> np.ndarray:
+    """Closed-form Neumann solve of ``(-Lap_N + beta G_N) Y = rhs`` for (C, H, W).
+
+    ``overwrite``: ``rhs`` may be used as the work (and output) buffer."""
     c, h, w = rhs.shape
     g0, g1 = taps
     g_dc = (g0 + 2 * g1) ** 2
@@ -325,7 +370,7 @@ def _dct_solve(rhs: np.ndarray, beta: float, taps, *, pad: bool = True) -> np.nd
     if (hp, wp) != (h, w):
         x = np.pad(rhs, ((0, 0), (0, hp - h), (0, wp - w)), mode="symmetric")
     y = sfft.dctn(x, type=2, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
-                  overwrite_x=x is not rhs)
+                  overwrite_x=overwrite or x is not rhs)
     y *= _inverse_eigenvalues(hp, wp, float(beta), g0, g1, "dct")
     y = sfft.idctn(y, type=2, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
                    overwrite_x=True)
@@ -370,30 +415,36 @@ def map_channels(fn, out_shape, *arrays, min_pixels: int = 0) -> np.ndarray:
     serially. ``None`` entries of ``arrays`` are passed as ``None``.
     """
     out = np.empty(out_shape, dtype=np.float32)
-    channels = range(out_shape[0])
 
     def one(k):
         out[k] = fn(*(None if a is None else a[k] for a in arrays))
 
-    workers = os.cpu_count() if FFT_WORKERS in (None, -1) else max(1, int(FFT_WORKERS))
-    if workers <= 1 or len(channels) <= 1 or math.prod(out_shape[1:]) < min_pixels:
-        for k in channels:
-            one(k)
-    else:
-        with ThreadPoolExecutor(max_workers=min(workers, len(channels))) as pool:
-            list(pool.map(one, channels))
+    for_channels(one, out_shape[0], math.prod(out_shape[1:]) >= min_pixels)
     return out
 
 
+def for_channels(fn, n: int, parallel: bool = True) -> None:
+    """Call ``fn(k)`` for ``k < n``, on up to :data:`FFT_WORKERS` threads if ``parallel``."""
+    workers = os.cpu_count() if FFT_WORKERS in (None, -1) else max(1, int(FFT_WORKERS))
+    if workers <= 1 or n <= 1 or not parallel:
+        for k in range(n):
+            fn(k)
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, n)) as pool:
+            list(pool.map(fn, range(n)))
+
+
 def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: int,
-                ) -> tuple[np.ndarray, SolveInfo]:
-    """Solve Eq. (1) on the whole image (Neumann boundary), rhs (C, H, W)."""
+                *, overwrite: bool = False) -> tuple[np.ndarray, SolveInfo]:
+    """Solve Eq. (1) on the whole image (Neumann boundary), rhs (C, H, W)
+    (``overwrite``: the dct solver may use ``rhs`` as its work buffer)."""
     scalar = np.ndim(beta) == 0
     if solver == "dct":
         if not scalar:
             raise InputError("solver='dct' needs a constant beta; use solver='cg' for a "
                              "per-pixel beta")
-        return _dct_solve(rhs, float(beta), taps), SolveInfo(solver="dct", iterations=0)
+        return (_dct_solve(rhs, float(beta), taps, overwrite=overwrite),
+                SolveInfo(solver="dct", iterations=0))
     shape = rhs.shape
     beta_pc = float(beta) if scalar else float(np.mean(beta))
     beta_op = beta if scalar else np.asarray(beta, dtype=np.float32)
@@ -487,9 +538,14 @@ def _chw(img: np.ndarray, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(a, 2, 0))
 
 
-def _hwc(y: np.ndarray) -> np.ndarray:
-    """(C, H, W) -> contiguous (H, W, C)."""
-    return np.ascontiguousarray(np.moveaxis(y, 0, 2))
+def _hwc(y: np.ndarray, clip: bool = False) -> np.ndarray:
+    """(C, H, W) -> contiguous (H, W, C), optionally clipped to [0, 1] in the same pass."""
+    if not clip:
+        return np.ascontiguousarray(np.moveaxis(y, 0, 2))
+    out = np.empty(y.shape[1:] + y.shape[:1], dtype=y.dtype)
+    for k in range(y.shape[0]):
+        np.clip(y[k], 0.0, 1.0, out=out[..., k])
+    return out
 
 
 def _check_beta(beta, shape) -> float | np.ndarray:
@@ -555,20 +611,23 @@ def gaussian_poisson(src, dst, mask, color, beta=1.0, solver: str = "cg", *,
 
 
 def solve_level(src, dst, mask, color, beta, solver="cg", *, taps, fixed=None,
-                rtol=DEFAULT_RTOL, maxiter=DEFAULT_MAXITER, diff=None):
+                rtol=DEFAULT_RTOL, maxiter=DEFAULT_MAXITER, diff=None,
+                consume_color=False, clip=True):
     """:func:`gaussian_poisson` on channel-first ``(C, H, W)`` float32 arrays.
 
     No input conversion (``beta`` already checked); used by the pyramid to avoid a
     transpose per level. ``src`` may be None when ``diff`` is given (see
-    :func:`guidance_divergence`). Returns ``(Y, SolveInfo)`` with ``Y`` clipped to [0, 1].
+    :func:`guidance_divergence`). ``consume_color``: ``color`` is a temporary the
+    solve may overwrite (it becomes the right-hand side; saves a full-size array).
+    Returns ``(Y, SolveInfo)`` with ``Y`` clipped to [0, 1] (unless ``clip=False``).
     """
     if solver not in ("cg", "dct"):
         raise InputError(f"unknown solver {solver!r} (use 'cg' or 'dct')")
-    if np.ndim(beta) == 0:
-        color = color * np.float32(beta) if beta != 1.0 else color
-    else:
-        color = color * beta
-    rhs = guidance_divergence(src, dst, mask, diff=diff, add=color)
+    if np.ndim(beta) == 0 and beta != 1.0:
+        color, consume_color = color * np.float32(beta), True
+    elif np.ndim(beta) != 0:
+        color, consume_color = color * beta, True
+    rhs = guidance_divergence(src, dst, mask, diff=diff, add=color, inplace=consume_color)
     if fixed is not None:
         fixed = np.asarray(fixed, dtype=bool)
         if fixed.shape != dst.shape[1:]:
@@ -577,9 +636,12 @@ def solve_level(src, dst, mask, color, beta, solver="cg", *, taps, fixed=None,
             raise InputError("Dirichlet (fixed) pixels need solver='cg'")
         y, info = _solve_restricted(rhs, dst, ~fixed, beta, taps, rtol, maxiter,
                                     "gaussian_poisson")
+    elif solver == "dct":  # rhs is a temporary: the transforms may work in it
+        y, info = _solve_full(rhs, beta, taps, solver, rtol, maxiter, overwrite=True)
     else:
         y, info = _solve_full(rhs, beta, taps, solver, rtol, maxiter)
-    np.clip(y, 0.0, 1.0, out=y)
+    if clip:
+        np.clip(y, 0.0, 1.0, out=y)
     return y, info
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from gpgan.errors import InputError
-from gpgan.io import read_image, read_mask, to_mask, write_image
+from gpgan.io import read_image, read_mask, to_float_image, to_mask, write_image
 
 
 def test_bit_depths_and_modes(tmp_path, photos):
@@ -23,6 +23,19 @@ def test_bit_depths_and_modes(tmp_path, photos):
     g = read_image(tmp_path / "g16.png")
     assert g.shape == (60, 80, 3) and np.abs(g[..., 0] - grey).max() < 1e-4  # 16-bit kept
     assert np.array_equal(read_image(tmp_path / "rgba.png"), a)  # alpha dropped
+
+
+def test_float_images_in_range_are_not_copied(photos):
+    a = np.ascontiguousarray(photos["coffee"][:40, :50], dtype=np.float32)
+    assert to_float_image(a) is a  # in range: used as is (read only downstream)
+    b = a.copy()
+    b[0, 0, 0], b[1, 1, 1] = -0.5, 1.5
+    c = to_float_image(b)
+    assert c[0, 0, 0] == 0.0 and c[1, 1, 1] == 1.0 and b[0, 0, 0] == -0.5  # clipped copy
+    assert np.array_equal(c[2:], a[2:])
+    nan = a.copy()
+    nan[0, 0, 0] = np.nan
+    assert to_float_image(nan) is not nan
 
 
 @pytest.mark.parametrize("encode", ["bool", "01", "0255", "rgb", "alpha", "soft"])
