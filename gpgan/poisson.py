@@ -379,11 +379,13 @@ def _dct_solve(rhs: np.ndarray, beta: float, taps, *, pad: bool = True,
     return y
 
 
-def _dst_solve(rhs: np.ndarray, beta: float, taps) -> np.ndarray:
-    """Closed-form zero-Dirichlet solve of ``(-Lap_D + beta G_D) Y = rhs`` (C, H, W)."""
+def _dst_solve(rhs: np.ndarray, beta: float, taps, *, overwrite: bool = False) -> np.ndarray:
+    """Closed-form zero-Dirichlet solve of ``(-Lap_D + beta G_D) Y = rhs`` (C, H, W)
+    (``overwrite``: ``rhs`` may be used as the work buffer)."""
     _, h, w = rhs.shape
     g0, g1 = taps
-    y = sfft.dstn(rhs, type=1, axes=(1, 2), norm="ortho", workers=FFT_WORKERS)
+    y = sfft.dstn(rhs, type=1, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
+                  overwrite_x=overwrite)
     y *= _inverse_eigenvalues(h, w, float(beta), g0, g1, "dst")
     return sfft.idstn(y, type=1, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
                       overwrite_x=True)
@@ -510,13 +512,16 @@ def _solve_restricted(rhs: np.ndarray, fixed_values: np.ndarray, free: np.ndarra
         az *= fm
         return az.ravel()
 
+    fm_in = fm[f0:f1, g0_:g1_]
+    work = np.empty((c, ph, pw), dtype=np.float32)  # reused by every psolve
+
     def psolve(r):
-        z = np.zeros((c, ph, pw), dtype=np.float32)
-        z[:, :ih, :iw] = r.reshape(shape)[:, f0:f1, g0_:g1_]
-        z[:, :ih, :iw] *= fm[f0:f1, g0_:g1_]
+        work[:, ih:, :] = 0.0  # the transform padding (overwritten by the last solve)
+        work[:, :ih, iw:] = 0.0
+        np.multiply(r.reshape(shape)[:, f0:f1, g0_:g1_], fm_in, out=work[:, :ih, :iw])
+        sol = _dst_solve(work, beta_pc, taps, overwrite=True)
         y = np.zeros(shape, dtype=np.float32)
-        y[:, f0:f1, g0_:g1_] = _dst_solve(z, beta_pc, taps)[:, :ih, :iw]
-        y *= fm
+        np.multiply(sol[:, :ih, :iw], fm_in, out=y[:, f0:f1, g0_:g1_])
         return y.ravel()
 
     b = b.ravel()
@@ -676,19 +681,29 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     """
     if boundary not in ("mask", "box"):
         raise InputError(f"unknown Poisson boundary {boundary!r} (use 'mask' or 'box')")
-    s, d, m = _baseline_inputs(src, dst, mask)
-    if boundary == "mask":
-        free = m > 0.5
-        rhs = neg_laplacian(s)
-    else:
-        free = np.zeros(m.shape, bool)
-        box = _bbox(m > 0.5, margin=1)
+    src, dst = np.asarray(src, np.float32), np.asarray(dst, np.float32)
+    m = np.asarray(mask, dtype=np.float32)
+    if src.shape != dst.shape or m.shape != dst.shape[:2]:
+        raise InputError(f"size mismatch: src {src.shape[:2]}, dst {dst.shape[:2]}, "
+                         f"mask {m.shape}")
+    out = np.array(dst, dtype=np.float32, order="C")
+    free = m > 0.5
+    if boundary == "box":
+        box = _bbox(free, margin=1)
         if box is not None:
+            free = np.zeros(m.shape, bool)
             free[box[0]:box[1], box[2]:box[3]] = True
-        rhs = guidance_divergence(s, d, m)
-    y, info = _solve_restricted(rhs, d, free, 0.0, (1.0, 0.0), rtol, maxiter, "poisson")
-    np.clip(y, 0.0, 1.0, out=y)
-    out = _hwc(y)
+    box = _bbox(free, margin=1)
+    if box is None:
+        return (out, SolveInfo(solver="cg", iterations=0)) if return_info else out
+    # Only the unknowns' bounding box (plus the fixed ring) is touched: the rest is dst.
+    win = (slice(box[0], box[1]), slice(box[2], box[3]))
+    s, d = _chw(src[win]), _chw(dst[win])
+    # On the window, free pixels are >= 1 pixel from any edge that is not an image
+    # border, so the window's stencils are exact there.
+    rhs = neg_laplacian(s) if boundary == "mask" else guidance_divergence(s, d, m[win])
+    y, info = _solve_restricted(rhs, d, free[win], 0.0, (1.0, 0.0), rtol, maxiter, "poisson")
+    out[win] = _hwc(y, clip=True)
     return (out, info) if return_info else out
 
 

@@ -146,8 +146,13 @@ def _up_axis(x: np.ndarray, axis: int, n_out: int) -> np.ndarray:
 
 
 def upsample2(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear 2x up-sampling of the last two axes to ``size`` (``2n`` or ``2n - 1``)."""
+    """Bilinear 2x up-sampling of the last two axes to ``size`` (``2n`` or ``2n - 1``).
+
+    ``(C, h, w)`` inputs whose output has more than 2 MP a channel run channel-parallel.
+    """
     h, w = size
+    if x.ndim == 3 and h * w > (1 << 21):
+        return map_channels(lambda c: upsample2(c, size), (x.shape[0], h, w), x)
     # Columns first: the strided (interleaving) pass then works on half the data.
     return _up_axis(_up_axis(x, x.ndim - 1, w), x.ndim - 2, h)
 
