@@ -228,27 +228,36 @@ def operator_kernel(beta: float, taps: tuple[float, float]) -> np.ndarray:
     return np.array([[c, e, c], [e, m, e], [c, e, c]], dtype=np.float32)
 
 
-def apply_operator(z: np.ndarray, beta, taps: tuple[float, float]) -> np.ndarray:
+def apply_operator(z: np.ndarray, beta, taps: tuple[float, float], *,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """``A z = -Lap_N z + S G_N S z`` with ``S = sqrt(beta)`` (``beta`` scalar or (H, W)).
 
     A constant ``beta`` is one 3x3 correlation per 2-D slice (:func:`operator_kernel`,
-    one C pass over memory); a per-pixel ``beta`` uses the separable S G S form.
+    one C pass over memory, written to ``out`` if given); a per-pixel ``beta`` uses
+    the separable S G S form.
     """
     if np.isscalar(beta) or np.ndim(beta) == 0:
         if z.ndim == 2 and min(z.shape) > 1:
             return correlate(z, operator_kernel(float(beta), taps), mode="reflect",
-                             output=np.empty_like(z))
-        out = neg_laplacian(z)
+                             output=np.empty_like(z) if out is None else out)
+        res = neg_laplacian(z)
         if float(beta) != 0.0:
             g = gaussian_filter3(z, taps)
             g *= np.float32(beta)
-            out += g
-        return out
-    out = neg_laplacian(z)
+            res += g
+        return _into(res, out)
+    res = neg_laplacian(z)
     s = np.sqrt(beta).astype(np.float32)
     g = gaussian_filter3(z * s, taps)
     g *= s
-    out += g
+    res += g
+    return _into(res, out)
+
+
+def _into(res: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return res
+    out[...] = res
     return out
 
 
@@ -392,8 +401,21 @@ def _dst_solve(rhs: np.ndarray, beta: float, taps, *, overwrite: bool = False) -
 
 
 def _cg(matvec, psolve, b: np.ndarray, x0: np.ndarray | None, rtol: float, maxiter: int,
-        what: str) -> tuple[np.ndarray, SolveInfo]:
+        what: str, *, check_x0: bool = False) -> tuple[np.ndarray, SolveInfo]:
+    """:func:`scipy.sparse.linalg.cg` on ``A x = b`` (``A``, ``M`` given as functions).
+
+    ``check_x0``: ``x0`` is expected to be converged already (the preconditioner is the
+    exact inverse, e.g. a constant beta): test cg's own stopping rule
+    ``||b - A x0|| < rtol ||b||`` first in one fused pass and return ``x0`` (0
+    iterations) if it holds, without cg's copies of ``x0`` and ``b``.
+    """
     n = b.size
+    if check_x0 and x0 is not None:
+        r = matvec(x0)
+        np.subtract(b, r, out=r)
+        if np.linalg.norm(r) < rtol * np.linalg.norm(b):
+            return x0, SolveInfo(solver="cg", iterations=0)
+        del r
     A = LinearOperator((n, n), matvec=matvec, dtype=np.float32)
     M = LinearOperator((n, n), matvec=psolve, dtype=np.float32)
     count = [0]
@@ -452,9 +474,11 @@ def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: 
     beta_op = beta if scalar else np.asarray(beta, dtype=np.float32)
 
     def matvec(v):
-        # Channel by channel: the stencil's temporaries stay one channel large.
-        return map_channels(lambda z: apply_operator(z, beta_op, taps), shape,
-                            v.reshape(shape)).ravel()
+        # Channel by channel (in parallel above 2 MP), straight into the output.
+        z, out = v.reshape(shape), np.empty(shape, dtype=np.float32)
+        for_channels(lambda k: apply_operator(z[k], beta_op, taps, out=out[k]), shape[0],
+                     math.prod(shape[1:]) > (1 << 21))
+        return out.ravel()
 
     def psolve(r):
         return _dct_solve(r.reshape(shape), beta_pc, taps).ravel()
@@ -462,7 +486,8 @@ def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: 
     # Start from the closed form: with a constant beta it is the solution, and CG only
     # checks its residual (one operator application) and stops.
     b = rhs.ravel()
-    y, info = _cg(matvec, psolve, b, psolve(b), rtol, maxiter, "gaussian_poisson")
+    y, info = _cg(matvec, psolve, b, psolve(b), rtol, maxiter, "gaussian_poisson",
+                  check_x0=scalar)
     return y.reshape(shape), info
 
 

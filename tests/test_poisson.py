@@ -120,6 +120,33 @@ def test_cg_and_dct_agree(small):
     assert np.abs(a - b).max() < 1e-4
 
 
+def test_cg_checks_the_closed_form_and_iterates_when_it_is_not_converged(small):
+    """Constant beta: the closed form passes cg's stopping rule at once (0 iterations).
+    A start that is not converged (here: a perturbed closed form) goes through
+    scipy's cg iterations and still reaches the direct solve."""
+    src, dst, mask, color = small
+    _, info = poisson.gaussian_poisson(src, dst, mask, color, solver="cg", return_info=True)
+    assert info["iterations"] == 0
+    s, d, x = (poisson._chw(a) for a in (src, dst, color))
+    rhs = poisson.guidance_divergence(s, d, mask, add=x)
+    taps = poisson.gaussian_taps()
+    A = poisson.operator_matrix(mask.shape, 1.0)
+    exact = np.stack([spsolve(A.tocsc(), r.ravel().astype(np.float64)).reshape(mask.shape)
+                      for r in rhs])
+
+    def matvec(v):
+        return poisson.apply_operator(v.reshape(rhs.shape), 1.0, taps).ravel()
+
+    def psolve(r):
+        return poisson._dct_solve(r.reshape(rhs.shape), 1.0, taps).ravel()
+
+    b = rhs.ravel()
+    x0 = psolve(b) + np.float32(0.01)
+    y, info = poisson._cg(matvec, psolve, b, x0, 1e-6, 100, "test", check_x0=True)
+    assert info["iterations"] >= 1
+    assert np.abs(y.reshape(rhs.shape) - exact).max() < 1e-4
+
+
 def test_cg_and_dct_agree_at_prime_size(photos):
     """257x383 (both prime): the dct path pads to a fast length; cg solves exactly."""
     src = photos["astronaut"][:257, :383]
