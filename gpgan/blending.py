@@ -171,13 +171,18 @@ def _pyramids(src, dst, mask, sizes, ref):
         m_pyr = m_pyr[::-1]
     r0, r1, c0, c1 = (0, mask.shape[0], 0, mask.shape[1]) if ref else \
         _object_window(mask, levels)
-    win = np.ascontiguousarray(np.moveaxis(src[r0:r1, c0:c1] - dst[r0:r1, c0:c1], 2, 0))
+    # src - dst on the window, channel-first, in one pass per channel (no (H, W, 3) temp)
+    win = np.empty((src.shape[2], r1 - r0, c1 - c0), dtype=np.float32)
+    poisson.for_channels(lambda k: np.subtract(src[r0:r1, c0:c1, k], dst[r0:r1, c0:c1, k],
+                                               out=win[k]),
+                         win.shape[0], win[0].size > (1 << 21))
     if ref:
         diff_pyr = [(x, (0, 0)) for x in gaussian_pyramid(win, sizes, reference=True)]
     else:
         diff_pyr = [(win, (r0, c0))]
         for k in range(levels):
-            diff_pyr.append((downsample2(diff_pyr[-1][0]), (r0 >> (k + 1), c0 >> (k + 1))))
+            diff_pyr.append((downsample2(diff_pyr[-1][0]),
+                             (r0 >> (k + 1), c0 >> (k + 1))))
         diff_pyr = diff_pyr[::-1]
     # level-0 copy-paste: dst_0 + m_0 * (src - dst)_0 on the window
     cp0 = d_pyr[0].copy()

@@ -110,17 +110,14 @@ def _down_axis(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def downsample2(x: np.ndarray) -> np.ndarray:
-    """Blur (sigma 1, binomial) and halve the last two axes: ``(.., H, W) -> (.., ceil(H/2), ceil(W/2))``."""
+    """Blur (sigma 1, binomial) and halve the last two axes: ``(.., H, W) -> (.., ceil(H/2), ceil(W/2))``.
+
+    ``(C, H, W)`` inputs whose output has more than 2 MP a channel run channel-parallel.
+    """
+    if x.ndim == 3 and ((x.shape[1] + 1) // 2) * ((x.shape[2] + 1) // 2) > (1 << 21):
+        shape = (x.shape[0], (x.shape[1] + 1) // 2, (x.shape[2] + 1) // 2)
+        return map_channels(downsample2, shape, x).astype(x.dtype, copy=False)
     return _down_axis(_down_axis(x, x.ndim - 2), x.ndim - 1)
-
-
-def _downsample2_channels(x: np.ndarray) -> np.ndarray:
-    """:func:`downsample2` of ``(C, H, W)``, channels on parallel threads above 2 MP."""
-    if x.ndim != 3:
-        return downsample2(x)
-    shape = (x.shape[0], (x.shape[1] + 1) // 2, (x.shape[2] + 1) // 2)
-    return map_channels(downsample2, shape, x, min_pixels=(1 << 21) + 1).astype(x.dtype,
-                                                                                copy=False)
 
 
 def _up_axis(x: np.ndarray, axis: int, n_out: int) -> np.ndarray:
@@ -223,7 +220,7 @@ def gaussian_pyramid(x: np.ndarray, sizes: list[tuple[int, int]], *,
         finer = levels[-1]
         if not reference and tuple(size) == ((finer.shape[-2] + 1) // 2,
                                              (finer.shape[-1] + 1) // 2):
-            levels.append(_downsample2_channels(finer))
+            levels.append(downsample2(finer))
         else:
             sig = (0,) * (finer.ndim - 2) + (sigma, sigma)
             levels.append(resize(gaussian_filter(finer, sig, mode="reflect"), size))
