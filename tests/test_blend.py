@@ -168,6 +168,27 @@ def test_pyramid_filters():
     assert np.allclose(up[0, 0, 1:-1], (np.arange(1, 19) - 0.5) / 2)  # bilinear
 
 
+@pytest.mark.parametrize("h, w", [(2101, 2049), (2050, 2895)])
+def test_row_blocked_resampling_equals_whole_image_passes(photos, monkeypatch, h, w):
+    """Above pyramid.BLOCK_MIN_PIXELS the 2x filters run in row blocks; the result must
+    be identical to the whole-image passes (odd sizes, 2n and 2n - 1 targets)."""
+    from PIL import Image
+
+    from gpgan import pyramid
+
+    img = np.asarray(Image.fromarray((photos["astronaut"] * 255).astype(np.uint8))
+                     .resize((w, h)), dtype=np.float32)[:, :, 1] / 255.0
+    small = img[: (h + 1) // 2, : (w + 1) // 2]
+    assert small.size >= pyramid.BLOCK_MIN_PIXELS  # both filters take the blocked path
+    blocked = [downsample2(img)] + [upsample2(small, (H, W)) for H in (2 * small.shape[0],
+               2 * small.shape[0] - 1) for W in (2 * small.shape[1], 2 * small.shape[1] - 1)]
+    monkeypatch.setattr(pyramid, "BLOCK_MIN_PIXELS", 1 << 40)
+    whole = [downsample2(img)] + [upsample2(small, (H, W)) for H in (2 * small.shape[0],
+             2 * small.shape[0] - 1) for W in (2 * small.shape[1], 2 * small.shape[1] - 1)]
+    for a, b in zip(blocked, whole):
+        assert a.shape == b.shape and np.array_equal(a, b)
+
+
 def test_object_window_pyramid_equals_full_pyramid(scene, monkeypatch):
     """The src - dst pyramid is only built on a window around the mask; the result
     must equal building it on the whole image."""
