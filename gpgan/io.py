@@ -119,11 +119,15 @@ def to_mask(arr: np.ndarray, *, name: str = "mask") -> np.ndarray:
         raise InputError(f"{name}: shape {a.shape} is not a 2-D or colour mask")
     if a.dtype == bool:
         return a.astype(np.float32)
-    a = a.astype(np.float32)
-    if np.issubdtype(np.asarray(arr).dtype, np.integer):
-        top = 65535.0 if a.max(initial=0) > 255 else (255.0 if a.max(initial=0) > 1 else 1.0)
+    integer = np.issubdtype(np.asarray(arr).dtype, np.integer)
+    a = a.astype(np.float32, copy=False)
+    hi = a.max(initial=0)
+    if integer:
+        top = 65535.0 if hi > 255 else (255.0 if hi > 1 else 1.0)
     else:
-        top = 255.0 if a.max(initial=0) > 1.0 else 1.0
+        top = 255.0 if hi > 1.0 else 1.0
+        if top == 1.0 and a.min(initial=0) >= 0.0:
+            return a  # a float32 mask already in [0, 1]: used as is (read only)
     return np.clip(a / top, 0.0, 1.0)
 
 
