@@ -225,6 +225,11 @@ def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", si
     c0 = _chw(np.asarray(color0, dtype=np.float32))
     y = resize(c0, sizes[0])
     last = len(sizes) - 1
+    # The finest level recycles its dead inputs (our channel-first dst copy and the
+    # object window, once the right-hand side is built) for the solve and the output.
+    ws = poisson.Workspace()
+    spare = [a for a in (d_pyr[last], diff_pyr[last][0])
+             if not np.may_share_memory(a, dst) and not np.may_share_memory(a, src)]
     for level, size in enumerate(sizes):
         if level > 0:
             y = resize(y, size)
@@ -236,10 +241,14 @@ def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", si
                                       taps=taps, fixed=fixed, rtol=rtol, maxiter=maxiter,
                                       diff=diff_pyr[level],
                                       consume_color=not np.may_share_memory(y, color0),
-                                      clip=level < last)
+                                      clip=level < last,
+                                      workspace=ws if level == last else None,
+                                      spare=spare if level == last else ())
         if infos is not None:
             infos.append(dict(info, level=level, size=size))
-    return _hwc(y, clip=True)
+    del d_pyr, diff_pyr, spare
+    out = ws.take((H, W, y.shape[0]))
+    return _hwc(y, clip=True, out=None if np.may_share_memory(out, y) else out)
 
 
 @lru_cache(maxsize=4)

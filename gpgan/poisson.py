@@ -61,6 +61,7 @@ __all__ = [
     "poisson_blend",
     "modified_poisson",
     "SolveInfo",
+    "Workspace",
     "solve_level",
     "map_channels",
 ]
@@ -413,21 +414,26 @@ def _dst_solve(rhs: np.ndarray, beta: float, taps, *, overwrite: bool = False) -
 
 
 def _cg(matvec, psolve, b: np.ndarray, x0: np.ndarray | None, rtol: float, maxiter: int,
-        what: str, *, check_x0: bool = False) -> tuple[np.ndarray, SolveInfo]:
+        what: str, *, check_x0: bool = False, spare: Workspace | None = None,
+        ) -> tuple[np.ndarray, SolveInfo]:
     """:func:`scipy.sparse.linalg.cg` on ``A x = b`` (``A``, ``M`` given as functions).
 
     ``check_x0``: ``x0`` is expected to be converged already (the preconditioner is the
     exact inverse, e.g. a constant beta): test cg's own stopping rule
     ``||b - A x0|| < rtol ||b||`` first in one fused pass and return ``x0`` (0
-    iterations) if it holds, without cg's copies of ``x0`` and ``b``.
+    iterations) if it holds, without cg's copies of ``x0`` and ``b``. The check's
+    buffer is given to ``spare`` (a :class:`Workspace`) afterwards.
     """
     n = b.size
     if check_x0 and x0 is not None:
         r = matvec(x0)
         np.subtract(b, r, out=r)
-        if np.linalg.norm(r) < rtol * np.linalg.norm(b):
-            return x0, SolveInfo(solver="cg", iterations=0)
+        done = np.linalg.norm(r) < rtol * np.linalg.norm(b)
+        if spare is not None:
+            spare.give(r.reshape(-1))
         del r
+        if done:
+            return x0, SolveInfo(solver="cg", iterations=0)
     A = LinearOperator((n, n), matvec=matvec, dtype=np.float32)
     M = LinearOperator((n, n), matvec=psolve, dtype=np.float32)
     count = [0]
@@ -444,9 +450,9 @@ def _cg(matvec, psolve, b: np.ndarray, x0: np.ndarray | None, rtol: float, maxit
 
 
 def block_rows(width: int) -> int:
-    """Rows per block of row-blocked stencils: a float32 slab of ~128 KB (>= 16 rows),
+    """Rows per block of row-blocked stencils: a float32 slab of ~256 KB (>= 16 rows),
     so that the several passes of a stencil over one slab stay in cache."""
-    return max(16, (1 << 15) // max(width, 1))
+    return max(16, (1 << 16) // max(width, 1))
 
 
 def map_channels(fn, out_shape, *arrays, min_pixels: int = 0) -> np.ndarray:
@@ -476,10 +482,38 @@ def for_channels(fn, n: int, parallel: bool = True) -> None:
             list(pool.map(fn, range(n)))
 
 
+class Workspace:
+    """Dead float32 buffers of one blend, handed out again by size.
+
+    Fresh memory is expensive at 16 MP (the kernel zeroes every new page: ~0.04 s per
+    200 MB on a quiet machine, more under load), so the finest pyramid level recycles
+    arrays it no longer needs (the channel-first dst copy, the object window) for the
+    closed-form start, the residual check and the output. Only arrays owned by the
+    caller's computation may be given; ``take`` falls back to ``np.empty``.
+    """
+
+    def __init__(self):
+        self._free: list[np.ndarray] = []
+
+    def give(self, *arrays) -> None:
+        for a in arrays:
+            if a is not None and a.dtype == np.float32 and a.flags.c_contiguous:
+                self._free.append(a)
+
+    def take(self, shape) -> np.ndarray:
+        n = math.prod(shape)
+        for i, a in enumerate(self._free):
+            if a.size == n:
+                return self._free.pop(i).reshape(shape)
+        return np.empty(shape, dtype=np.float32)
+
+
 def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: int,
-                *, overwrite: bool = False) -> tuple[np.ndarray, SolveInfo]:
+                *, overwrite: bool = False, workspace: Workspace | None = None,
+                ) -> tuple[np.ndarray, SolveInfo]:
     """Solve Eq. (1) on the whole image (Neumann boundary), rhs (C, H, W)
-    (``overwrite``: the dct solver may use ``rhs`` as its work buffer)."""
+    (``overwrite``: the dct solver may use ``rhs`` as its work buffer; ``workspace``:
+    buffers for the cg start and residual check, the check's buffer is given back)."""
     scalar = np.ndim(beta) == 0
     if solver == "dct":
         if not scalar:
@@ -491,9 +525,11 @@ def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: 
     beta_pc = float(beta) if scalar else float(np.mean(beta))
     beta_op = beta if scalar else np.asarray(beta, dtype=np.float32)
 
+    ws = workspace if workspace is not None else Workspace()
+
     def matvec(v):
         # Channel by channel (in parallel above 2 MP), straight into the output.
-        z, out = v.reshape(shape), np.empty(shape, dtype=np.float32)
+        z, out = v.reshape(shape), ws.take(shape)
         for_channels(lambda k: apply_operator(z[k], beta_op, taps, out=out[k]), shape[0],
                      math.prod(shape[1:]) > (1 << 21))
         return out.ravel()
@@ -504,8 +540,11 @@ def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: 
     # Start from the closed form: with a constant beta it is the solution, and CG only
     # checks its residual (one operator application) and stops.
     b = rhs.ravel()
-    y, info = _cg(matvec, psolve, b, psolve(b), rtol, maxiter, "gaussian_poisson",
-                  check_x0=scalar)
+    x0 = ws.take(shape)
+    np.copyto(x0, rhs)
+    x0 = _dct_solve(x0, beta_pc, taps, overwrite=True).ravel()
+    y, info = _cg(matvec, psolve, b, x0, rtol, maxiter, "gaussian_poisson",
+                  check_x0=scalar, spare=ws)
     return y.reshape(shape), info
 
 
@@ -586,11 +625,16 @@ def _chw(img: np.ndarray, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(a, 2, 0))
 
 
-def _hwc(y: np.ndarray, clip: bool = False) -> np.ndarray:
-    """(C, H, W) -> contiguous (H, W, C), optionally clipped to [0, 1] in the same pass."""
-    if not clip:
+def _hwc(y: np.ndarray, clip: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """(C, H, W) -> contiguous (H, W, C), optionally clipped to [0, 1] in the same pass
+    (into ``out`` if given: an (H, W, C) buffer that does not overlap ``y``)."""
+    if not clip and out is None:
         return np.ascontiguousarray(np.moveaxis(y, 0, 2))
-    out = np.empty(y.shape[1:] + y.shape[:1], dtype=y.dtype)
+    if out is None:
+        out = np.empty(y.shape[1:] + y.shape[:1], dtype=y.dtype)
+    if not clip:
+        out[...] = np.moveaxis(y, 0, 2)
+        return out
     for k in range(y.shape[0]):
         np.clip(y[k], 0.0, 1.0, out=out[..., k])
     return out
@@ -660,13 +704,16 @@ def gaussian_poisson(src, dst, mask, color, beta=1.0, solver: str = "cg", *,
 
 def solve_level(src, dst, mask, color, beta, solver="cg", *, taps, fixed=None,
                 rtol=DEFAULT_RTOL, maxiter=DEFAULT_MAXITER, diff=None,
-                consume_color=False, clip=True):
+                consume_color=False, clip=True, workspace=None, spare=()):
     """:func:`gaussian_poisson` on channel-first ``(C, H, W)`` float32 arrays.
 
     No input conversion (``beta`` already checked); used by the pyramid to avoid a
     transpose per level. ``src`` may be None when ``diff`` is given (see
     :func:`guidance_divergence`). ``consume_color``: ``color`` is a temporary the
     solve may overwrite (it becomes the right-hand side; saves a full-size array).
+    ``workspace`` (:class:`Workspace`) lends buffers to the cg path; ``spare`` arrays
+    (owned by the caller, e.g. ``dst`` and the ``diff`` window) are given to it once
+    the right-hand side is built.
     Returns ``(Y, SolveInfo)`` with ``Y`` clipped to [0, 1] (unless ``clip=False``).
     """
     if solver not in ("cg", "dct"):
@@ -676,6 +723,8 @@ def solve_level(src, dst, mask, color, beta, solver="cg", *, taps, fixed=None,
     elif np.ndim(beta) != 0:
         color, consume_color = color * beta, True
     rhs = guidance_divergence(src, dst, mask, diff=diff, add=color, inplace=consume_color)
+    if workspace is not None:
+        workspace.give(*spare)
     if fixed is not None:
         fixed = np.asarray(fixed, dtype=bool)
         if fixed.shape != dst.shape[1:]:
@@ -687,7 +736,7 @@ def solve_level(src, dst, mask, color, beta, solver="cg", *, taps, fixed=None,
     elif solver == "dct":  # rhs is a temporary: the transforms may work in it
         y, info = _solve_full(rhs, beta, taps, solver, rtol, maxiter, overwrite=True)
     else:
-        y, info = _solve_full(rhs, beta, taps, solver, rtol, maxiter)
+        y, info = _solve_full(rhs, beta, taps, solver, rtol, maxiter, workspace=workspace)
     if clip:
         np.clip(y, 0.0, 1.0, out=y)
     return y, info
