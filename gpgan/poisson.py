@@ -102,7 +102,9 @@ def gaussian_taps(sigma: float = 0.5) -> tuple[float, float]:
 def _cos_pi(n: int, transform: str) -> np.ndarray:
     if transform == "dct":  # DCT-II: Neumann (half-sample symmetric) boundary
         return np.cos(np.pi * np.arange(n) / n)
-    # DST-I: Dirichlet (zero) boundary
+    if transform == "dst2":  # DST-II: zero half a pixel outside (antisymmetric) boundary
+        return np.cos(np.pi * np.arange(1, n + 1) / n)
+    # DST-I: Dirichlet (zero) boundary one pixel outside
     return np.cos(np.pi * np.arange(1, n + 1) / (n + 1))
 
 
@@ -409,15 +411,22 @@ def _dct_solve(rhs: np.ndarray, beta: float, taps, *, pad: bool = True,
     return y
 
 
-def _dst_solve(rhs: np.ndarray, beta: float, taps, *, overwrite: bool = False) -> np.ndarray:
+def _dst_solve(rhs: np.ndarray, beta: float, taps, *, overwrite: bool = False,
+               kind: int = 1) -> np.ndarray:
     """Closed-form zero-Dirichlet solve of ``(-Lap_D + beta G_D) Y = rhs`` (C, H, W)
-    (``overwrite``: ``rhs`` may be used as the work buffer)."""
+    (``overwrite``: ``rhs`` may be used as the work buffer).
+
+    ``kind=1`` (DST-I): the zero boundary is one pixel outside the array (the exact
+    inverse of the Dirichlet problem on a rectangle). ``kind=2`` (DST-II): the zero is
+    half a pixel outside; ~2.5x cheaper at fast lengths (measured 1.8 vs 4.4 ms for
+    3x405^2 vs 3x404^2), used where the solve is only a preconditioner.
+    """
     _, h, w = rhs.shape
     g0, g1 = taps
-    y = sfft.dstn(rhs, type=1, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
+    y = sfft.dstn(rhs, type=kind, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
                   overwrite_x=overwrite)
-    y *= _inverse_eigenvalues(h, w, float(beta), g0, g1, "dst")
-    return sfft.idstn(y, type=1, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
+    y *= _inverse_eigenvalues(h, w, float(beta), g0, g1, "dst" if kind == 1 else "dst2")
+    return sfft.idstn(y, type=kind, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
                       overwrite_x=True)
 
 
@@ -564,8 +573,9 @@ def _solve_restricted(rhs: np.ndarray, fixed_values: np.ndarray, free: np.ndarra
     Works on the bounding box of ``free`` plus one pixel (the fixed ring around it).
     The CG vectors are whole boxes with the fixed entries kept at 0 (``P A P`` with
     ``P`` = the free-pixel indicator, exact on the free unknowns); the preconditioner
-    is ``P (-Lap_D + beta G_D)^-1 P``, the zero-Dirichlet closed form (DST-I) on the box
-    padded to a fast transform length. Returns the full ``(C, H, W)`` solution.
+    is ``P (-Lap_D + beta G_D)^-1 P``, a zero-Dirichlet closed form on the box (DST-I,
+    exact, when the free pixels fill it; else DST-II on the box padded to a fast
+    length). Returns the full ``(C, H, W)`` solution.
     """
     c = rhs.shape[0]
     out = fixed_values.copy()
@@ -580,15 +590,16 @@ def _solve_restricted(rhs: np.ndarray, fixed_values: np.ndarray, free: np.ndarra
     sub_free = free[r0:r1, c0:c1]
     fm = sub_free.astype(np.float32)
     sub_beta = beta if np.ndim(beta) == 0 else np.asarray(beta, np.float32)[r0:r1, c0:c1]
-    # The preconditioner is the zero-Dirichlet closed form on the free pixels' bounding
-    # box; DST-I is fast when n + 1 has small prime factors, so pad that
-    # box, unless the free pixels fill that box: then the closed form is the exact
-    # inverse (CG stops at once) and worth a slower transform length.
+    # The preconditioner is a zero-Dirichlet closed form on the free pixels' bounding
+    # box. If the free pixels fill that box, DST-I is its exact inverse (CG stops at
+    # once). Otherwise it is only an approximation anyway: use the cheaper DST-II on
+    # the box padded to a fast length, centred (measured on a 400 px disk: 24 CG
+    # iterations and 154 ms, against 27 and 204 ms with DST-I on the bare box).
     if sub_free[f0:f1, g0_:g1_].all():
-        ph, pw = ih, iw
+        ph, pw, kind = ih, iw, 1
     else:
-        ph = sfft.next_fast_len(ih + 1, real=True) - 1
-        pw = sfft.next_fast_len(iw + 1, real=True) - 1
+        ph, pw, kind = sfft.next_fast_len(ih + 4, real=True), sfft.next_fast_len(iw + 4, real=True), 2
+    oh, ow = (ph - ih) // 2, (pw - iw) // 2  # where the free bbox sits in the padded box
     beta_pc = float(sub_beta) if np.ndim(sub_beta) == 0 else float(np.mean(sub_beta[sub_free]))
     shape = (c, bh, bw)
 
@@ -605,13 +616,14 @@ def _solve_restricted(rhs: np.ndarray, fixed_values: np.ndarray, free: np.ndarra
     fm_in = fm[f0:f1, g0_:g1_]
     work = np.empty((c, ph, pw), dtype=np.float32)  # reused by every psolve
 
+    inner = (slice(None), slice(oh, oh + ih), slice(ow, ow + iw))
+
     def psolve(r):
-        work[:, ih:, :] = 0.0  # the transform padding (overwritten by the last solve)
-        work[:, :ih, iw:] = 0.0
-        np.multiply(r.reshape(shape)[:, f0:f1, g0_:g1_], fm_in, out=work[:, :ih, :iw])
-        sol = _dst_solve(work, beta_pc, taps, overwrite=True)
+        work.fill(0.0)  # the transform padding (overwritten by the last solve)
+        np.multiply(r.reshape(shape)[:, f0:f1, g0_:g1_], fm_in, out=work[inner])
+        sol = _dst_solve(work, beta_pc, taps, overwrite=True, kind=kind)
         y = np.zeros(shape, dtype=np.float32)
-        np.multiply(sol[:, :ih, :iw], fm_in, out=y[:, f0:f1, g0_:g1_])
+        np.multiply(sol[inner], fm_in, out=y[:, f0:f1, g0_:g1_])
         return y.ravel()
 
     b = b.ravel()
@@ -775,9 +787,10 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     gradients elsewhere). Pixels between the mask and the box change slightly; the
     solve is one closed-form step.
 
-    Both are solved by :func:`scipy.sparse.linalg.cg` with a zero-Dirichlet DST-I
-    preconditioner on the unknowns' bounding box (exact for the box, so CG only
-    checks the residual there).
+    Both are solved by :func:`scipy.sparse.linalg.cg` with a zero-Dirichlet closed-form
+    preconditioner on the unknowns' bounding box (DST-I, exact for the box, so CG only
+    checks the residual there; DST-II on a padded box for the mask, ~24 iterations
+    for a 400 px disk).
     """
     if boundary not in ("mask", "box"):
         raise InputError(f"unknown Poisson boundary {boundary!r} (use 'mask' or 'box')")
