@@ -36,6 +36,10 @@ def test_float_images_in_range_are_not_copied(photos):
     nan = a.copy()
     nan[0, 0, 0] = np.nan
     assert to_float_image(nan) is not nan
+    m = a[:, :, 0].copy()
+    assert to_mask(m) is m  # a float32 mask in [0, 1] is used as is
+    m255 = m * 255
+    assert np.allclose(to_mask(m255), m) and to_mask(m255) is not m255
 
 
 @pytest.mark.parametrize("encode", ["bool", "01", "0255", "rgb", "alpha", "soft"])
