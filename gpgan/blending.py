@@ -11,11 +11,13 @@ Methods (``METHODS``):
 ``laplacian``   Burt-Adelson multi-band blending (Laplacian pyramids, option ``levels``).
 ``gp``          the Gaussian-Poisson pyramid with the low-resolution copy-paste
                 composite as colour: GP-GAN without the GAN (the paper's ablation).
-``gp-gan``      GP-GAN: the Blending GAN's 64x64 image as colour, then the GP pyramid
-                (needs ``model``: a checkpoint path or a loaded generator).
+``gp-gan``      GP-GAN: the Blending GAN's image (64x64 for the paper's model; the
+                model's own input size) as colour, then the GP pyramid (needs
+                ``model``: a checkpoint path or a loaded generator).
 
 GP options: ``color_weight`` (beta, 1.0), ``solver`` ("cg" | "dct"), ``sigma`` (0.5),
-``pyramid`` ("aspect" | "reference"), ``image_size`` (64), ``preserve_background``
+``pyramid`` ("aspect" | "reference"), ``image_size`` (64: the pyramid's base, level 0
+is about this size), ``preserve_background``
 (False) with ``band`` (pixels, 5), ``rtol``, ``maxiter``. Common: ``offset=(y, x)`` to
 place a smaller ``src`` (and its mask, of ``src``'s size) inside ``dst``.
 """
@@ -258,12 +260,13 @@ def _cached_generator(path: str, device: str):
     return load_generator(path, device=device)
 
 
-def gan_color(cp0, model, *, image_size=64, device="auto"):
-    """The Blending GAN's colour image: ``G(copy-paste at 64x64)``.
+def gan_color(cp0, model, *, device="auto"):
+    """The Blending GAN's colour image: ``G(copy-paste at S x S)``.
 
-    ``cp0`` is the level-0 copy-paste composite ``(h0, w0, 3)``; it is resized to
-    ``image_size`` squared (a no-op with the reference pyramid). Returns float32
-    ``(image_size, image_size, 3)`` in [0, 1]; the pyramid resizes it back to level 0.
+    ``cp0`` is the level-0 copy-paste composite ``(h0, w0, 3)``; it is resized to the
+    generator's own input size ``S`` (64 for the paper's model; a no-op with the
+    reference pyramid when the pyramid base is ``S``). Returns float32 ``(S, S, 3)``
+    in [0, 1]; the pyramid resizes it back to level 0.
     """
     if model is None:
         raise ModelError(_NO_MODEL)
@@ -271,8 +274,9 @@ def gan_color(cp0, model, *, image_size=64, device="auto"):
 
     generator = _cached_generator(str(model), device) if isinstance(model, (str, bytes)) or \
         hasattr(model, "__fspath__") else model
-    cp64 = resize(_chw(cp0), (image_size, image_size))
-    return generate_color(generator, _hwc(np.clip(cp64, 0.0, 1.0)))
+    size = generator.arch["image_size"]
+    small = resize(_chw(cp0), (size, size))
+    return generate_color(generator, _hwc(np.clip(small, 0.0, 1.0)))
 
 
 def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, solver="cg",
@@ -332,5 +336,4 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, sol
     if model is None:  # fail before any work
         raise ModelError(_NO_MODEL)
     return gp_pyramid(src, dst, mask, **gp,
-                      color_fn=lambda cp0: gan_color(cp0, model, image_size=image_size,
-                                                     device=device))
+                      color_fn=lambda cp0: gan_color(cp0, model, device=device))

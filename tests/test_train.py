@@ -328,6 +328,9 @@ def test_end_to_end_manifests_cli_and_gp_gan_blend(tmp_path):
     assert out.shape == (96, 128, 3) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
     assert np.abs(out - dst)[mask == 0].mean() < np.abs(out - dst)[mask == 1].mean()
+    # the GAN's input size is the model's own: the default pyramid base (64) works too
+    out64 = blend(src, dst, mask, method="gp-gan", model=best, device="cpu")
+    assert out64.shape == (96, 128, 3) and 0.0 <= out64.min() and out64.max() <= 1.0
 
 
 def test_epochs_set_the_length_when_iterations_is_null(tmp_path, data):
