@@ -137,7 +137,7 @@ def laplacian_blend(src, dst, mask, levels: int | None = None):
         ls = gs[k] - upsample2(gs[k + 1], size)
         ld = gd[k] - upsample2(gd[k + 1], size)
         out = upsample2(out, size) + ld + gm[k] * (ls - ld)
-    return _hwc(np.clip(out, 0.0, 1.0))
+    return _hwc(out, clip=True)
 
 
 def _object_window(mask: np.ndarray, levels: int, reach: int = 6) -> tuple[int, int, int, int]:
@@ -177,7 +177,7 @@ def _pyramids(src, dst, mask, sizes, ref):
     win = np.empty((src.shape[2], r1 - r0, c1 - c0), dtype=np.float32)
     poisson.for_channels(lambda k: np.subtract(src[r0:r1, c0:c1, k], dst[r0:r1, c0:c1, k],
                                                out=win[k]),
-                         win.shape[0], win[0].size > (1 << 21))
+                         win.shape[0], win[0].size)
     if ref:
         diff_pyr = [(x, (0, 0)) for x in gaussian_pyramid(win, sizes, reference=True)]
     else:
@@ -276,7 +276,7 @@ def gan_color(cp0, model, *, device="auto"):
         hasattr(model, "__fspath__") else model
     size = generator.arch["image_size"]
     small = resize(_chw(cp0), (size, size))
-    return generate_color(generator, _hwc(np.clip(small, 0.0, 1.0)))
+    return generate_color(generator, _hwc(small, clip=True))
 
 
 def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, solver="cg",

@@ -73,6 +73,9 @@ __all__ = [
 
 #: Number of FFT worker threads for scipy.fft (-1 = all cores).
 FFT_WORKERS = -1
+#: Per-channel work runs on threads when a channel has more pixels than this (below,
+#: starting the threads costs more than they save).
+PARALLEL_MIN_PIXELS = 1 << 21
 #: Default relative tolerance of the CG solver (on the joint RGB residual).
 DEFAULT_RTOL = 1e-5
 #: Default CG iteration cap.
@@ -351,13 +354,12 @@ def guidance_divergence(src: np.ndarray | None, dst: np.ndarray, mask: np.ndarra
     the result (used to fuse the colour term into the same pass); with ``inplace``
     the result is accumulated into ``add`` itself (no new full-size array).
     """
-    # Channel-parallel from 2 MP a channel (below that the threads cost more than they save).
-    big = math.prod(dst.shape[1:]) > (1 << 21)
     if inplace and add is not None:
         out = add
-        for_channels(lambda k: neg_laplacian(dst[k], out=out[k]), dst.shape[0], big)
+        for_channels(lambda k: neg_laplacian(dst[k], out=out[k]), dst.shape[0],
+                     math.prod(dst.shape[1:]))
     else:
-        out = map_channels(neg_laplacian, dst.shape, dst, add, min_pixels=(1 << 21) + 1)
+        out = map_channels(neg_laplacian, dst.shape, dst, add)
     box = _bbox(mask > 0, margin=1)
     if box is None:
         return out
@@ -376,7 +378,7 @@ def guidance_divergence(src: np.ndarray | None, dst: np.ndarray, mask: np.ndarra
     wts = (np.multiply(np.add(m[:, 1:], m[:, :-1]), 0.5, dtype=np.float32),
            np.multiply(np.add(m[1:, :], m[:-1, :]), 0.5, dtype=np.float32))
     for_channels(lambda k: neg_laplacian(d[k], out=o[k], weights=wts), d.shape[0],
-                 math.prod(d.shape[1:]) > (1 << 20))
+                 math.prod(d.shape[1:]))
     return out
 
 
@@ -472,26 +474,25 @@ def block_rows(width: int) -> int:
     return max(16, (1 << 16) // max(width, 1))
 
 
-def map_channels(fn, out_shape, *arrays, min_pixels: int = 0) -> np.ndarray:
-    """``out[k] = fn(arrays[0][k], arrays[1][k], ...)`` for each channel ``k``.
-
-    Channels run on up to :data:`FFT_WORKERS` threads (numpy and scipy.ndimage release
-    the GIL on large arrays) when a channel has at least ``min_pixels`` pixels, else
-    serially. ``None`` entries of ``arrays`` are passed as ``None``.
-    """
+def map_channels(fn, out_shape, *arrays) -> np.ndarray:
+    """``out[k] = fn(arrays[0][k], arrays[1][k], ...)`` for each channel ``k``
+    (in parallel as :func:`for_channels` decides from ``out_shape``). ``None``
+    entries of ``arrays`` are passed as ``None``."""
     out = np.empty(out_shape, dtype=np.float32)
 
     def one(k):
         out[k] = fn(*(None if a is None else a[k] for a in arrays))
 
-    for_channels(one, out_shape[0], math.prod(out_shape[1:]) >= min_pixels)
+    for_channels(one, out_shape[0], math.prod(out_shape[1:]))
     return out
 
 
-def for_channels(fn, n: int, parallel: bool = True) -> None:
-    """Call ``fn(k)`` for ``k < n``, on up to :data:`FFT_WORKERS` threads if ``parallel``."""
+def for_channels(fn, n: int, pixels: int) -> None:
+    """Call ``fn(k)`` for each channel ``k < n`` of ``pixels`` pixels: on up to
+    :data:`FFT_WORKERS` threads when ``pixels > PARALLEL_MIN_PIXELS`` (numpy and
+    scipy.ndimage release the GIL on large arrays), else serially."""
     workers = os.cpu_count() if FFT_WORKERS in (None, -1) else max(1, int(FFT_WORKERS))
-    if workers <= 1 or n <= 1 or not parallel:
+    if workers <= 1 or n <= 1 or pixels <= PARALLEL_MIN_PIXELS:
         for k in range(n):
             fn(k)
     else:
@@ -548,7 +549,7 @@ def _solve_full(rhs: np.ndarray, beta, taps, solver: str, rtol: float, maxiter: 
         # Channel by channel (in parallel above 2 MP), straight into the output.
         z, out = v.reshape(shape), ws.take(shape)
         for_channels(lambda k: apply_operator(z[k], beta_op, taps, out=out[k]), shape[0],
-                     math.prod(shape[1:]) > (1 << 21))
+                     math.prod(shape[1:]))
         return out.ravel()
 
     def psolve(r):
@@ -647,14 +648,11 @@ def _chw(img: np.ndarray, name: str = "image") -> np.ndarray:
 
 def _hwc(y: np.ndarray, clip: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """(C, H, W) -> contiguous (H, W, C), optionally clipped to [0, 1] in the same pass
-    (into ``out`` if given: an (H, W, C) buffer that does not overlap ``y``)."""
-    if not clip and out is None:
+    (then into ``out`` if given: an (H, W, C) buffer that does not overlap ``y``)."""
+    if not clip:
         return np.ascontiguousarray(np.moveaxis(y, 0, 2))
     if out is None:
         out = np.empty(y.shape[1:] + y.shape[:1], dtype=y.dtype)
-    if not clip:
-        out[...] = np.moveaxis(y, 0, 2)
-        return out
     for k in range(y.shape[0]):
         np.clip(y[k], 0.0, 1.0, out=out[..., k])
     return out
@@ -763,11 +761,11 @@ def solve_level(src, dst, mask, color, beta, solver="cg", *, taps, fixed=None,
 
 
 def _baseline_inputs(src, dst, mask):
-    """(C, H, W) src and dst and an (H, W) mask, checked to have one size."""
-    s, d = _chw(src, "src"), _chw(dst, "dst")
+    """float32 (H, W, C) src and dst and an (H, W) mask, checked to have one size."""
+    s, d = np.asarray(src, np.float32), np.asarray(dst, np.float32)
     m = np.asarray(mask, dtype=np.float32)
-    if s.shape != d.shape or m.shape != d.shape[1:]:
-        raise InputError(f"size mismatch: src {s.shape[1:]}, dst {d.shape[1:]}, "
+    if s.shape != d.shape or m.shape != d.shape[:2]:
+        raise InputError(f"size mismatch: src {s.shape[:2]}, dst {d.shape[:2]}, "
                          f"mask {m.shape}")
     return s, d, m
 
@@ -794,11 +792,7 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     """
     if boundary not in ("mask", "box"):
         raise InputError(f"unknown Poisson boundary {boundary!r} (use 'mask' or 'box')")
-    src, dst = np.asarray(src, np.float32), np.asarray(dst, np.float32)
-    m = np.asarray(mask, dtype=np.float32)
-    if src.shape != dst.shape or m.shape != dst.shape[:2]:
-        raise InputError(f"size mismatch: src {src.shape[:2]}, dst {dst.shape[:2]}, "
-                         f"mask {m.shape}")
+    src, dst, m = _baseline_inputs(src, dst, mask)
     out = np.array(dst, dtype=np.float32, order="C")
     free = m > 0.5
     if boundary == "box":
@@ -831,11 +825,11 @@ def modified_poisson(src, dst, mask, *, epsilon: float = 0.05, solver: str = "dc
     if not epsilon > 0:
         raise InputError(f"epsilon must be > 0, got {epsilon}")
     s, d, m = _baseline_inputs(src, dst, mask)
+    s, d = _chw(s, "src"), _chw(d, "dst")
     rhs = guidance_divergence(s, d, m)
     rhs += np.float32(epsilon) * (d + m * (s - d))
     if solver == "dct":
         y = _dct_solve(rhs, float(epsilon), (1.0, 0.0))
     else:
         y, _ = _solve_full(rhs, float(epsilon), (1.0, 0.0), "cg", rtol, maxiter)
-    np.clip(y, 0.0, 1.0, out=y)
-    return _hwc(y)
+    return _hwc(y, clip=True)

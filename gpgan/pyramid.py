@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter, maximum_filter1d
 
-from .poisson import block_rows, map_channels
+from .poisson import PARALLEL_MIN_PIXELS, block_rows, map_channels
 
 __all__ = [
     "level_sizes",
@@ -122,7 +122,7 @@ def downsample2(x: np.ndarray) -> np.ndarray:
     large 2-D inputs run in row blocks.
     """
     ho, wo = (x.shape[-2] + 1) // 2, (x.shape[-1] + 1) // 2
-    if x.ndim == 3 and ho * wo > (1 << 21):
+    if x.ndim == 3 and ho * wo > PARALLEL_MIN_PIXELS:
         return map_channels(downsample2, (x.shape[0], ho, wo), x).astype(x.dtype, copy=False)
     if x.ndim != 2 or ho * wo < BLOCK_MIN_PIXELS:
         return _down_axis(_down_axis(x, x.ndim - 2), x.ndim - 1)
@@ -169,7 +169,7 @@ def upsample2(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     large 2-D outputs are made in row blocks.
     """
     h, w = size
-    if x.ndim == 3 and h * w > (1 << 21):
+    if x.ndim == 3 and h * w > PARALLEL_MIN_PIXELS:
         return map_channels(lambda c: upsample2(c, size), (x.shape[0], h, w), x)
     if x.ndim != 2 or h * w < BLOCK_MIN_PIXELS:
         # Columns first: the strided (interleaving) pass then works on half the data.
