@@ -30,7 +30,9 @@ allows what the closed form cannot:
   ``(-Lap_N + S G_N S) Y = -div F + beta * x~`` with ``S = diag(sqrt(beta))``, which is
   exactly (1) when ``beta`` is constant;
 - Dirichlet pixels (``fixed``): pixels held at a given value (``beta -> inf`` limit),
-  used by ``preserve_background`` and by classic Poisson blending.
+  used by ``preserve_background`` and by classic Poisson blending. An irregular
+  Perez domain is solved instead through the capacitance system of its boundary ring
+  (:func:`_perez_capacitance`), also with :func:`scipy.sparse.linalg.cg`.
 
 All arrays here are ``float32``; images are ``(H, W, 3)`` at the public boundary and
 ``(C, H, W)`` inside (the layout the 2-D transforms want). Memory traffic is what
@@ -634,6 +636,196 @@ def _solve_restricted(rhs: np.ndarray, fixed_values: np.ndarray, free: np.ndarra
 
 
 # --------------------------------------------------------------------------------------
+# Exact Perez blending: CG on the capacitance system of the mask boundary
+# --------------------------------------------------------------------------------------
+#: Pixels of zero padding (at least) between the mask's boundary ring and a transform
+#: edge that is not an image border. Nearer, the box's zero boundary damps the ring's
+#: Green's function and cg needs more iterations (400 px disk: 14 at 1 px, 9 at 8-24 px).
+CAPACITANCE_PAD = 8
+#: Degree of the Chebyshev polynomial that applies the ring preconditioner.
+_CHEB_DEGREE = 20
+
+# Per axis: (image border at the low end, at the high end) -> (transform, type).
+# An image border is a Neumann side (half-sample symmetric), a free side is zero half
+# a pixel outside the padded box (half-sample antisymmetric).
+_AXIS_TRANSFORM = {(False, False): ("dst", 2), (True, True): ("dct", 2),
+                   (True, False): ("dct", 4), (False, True): ("dst", 4)}
+
+
+def _axis_eigenvalues(n: int, transform: tuple[str, int]) -> np.ndarray:
+    """Eigenvalues ``2 - 2 cos(theta_k)`` of the 1-D ``-Lap`` for a transform."""
+    k = np.arange(n, dtype=np.float64)
+    theta = {("dst", 2): k + 1.0, ("dct", 2): k, ("dct", 4): k + 0.5,
+             ("dst", 4): k + 0.5}[transform] * np.pi / n
+    return 2.0 - 2.0 * np.cos(theta)
+
+
+@lru_cache(maxsize=32)
+def _box_inverse_eigenvalues(h: int, ty: tuple[str, int], w: int, tx: tuple[str, int]):
+    lam = _axis_eigenvalues(h, ty)[:, None] + _axis_eigenvalues(w, tx)[None, :]
+    inv = (1.0 / lam).astype(np.float32)
+    inv.flags.writeable = False
+    return inv
+
+
+def _box_solve(x: np.ndarray, ty: tuple[str, int], tx: tuple[str, int]) -> np.ndarray:
+    """``-Lap^-1 x`` on a (K, H, W) box, with the boundary of each axis given by its
+    transform (see ``_AXIS_TRANSFORM``); ``x`` is overwritten."""
+    fwd = {"dst": sfft.dst, "dct": sfft.dct}
+    inv = {"dst": sfft.idst, "dct": sfft.idct}
+    kw = dict(norm="ortho", workers=FFT_WORKERS, overwrite_x=True)
+    if ty == tx:
+        nd, ind = (sfft.dstn, sfft.idstn) if ty[0] == "dst" else (sfft.dctn, sfft.idctn)
+        y = nd(x, type=ty[1], axes=(1, 2), **kw)
+        y *= _box_inverse_eigenvalues(x.shape[1], ty, x.shape[2], tx)
+        return ind(y, type=ty[1], axes=(1, 2), **kw)
+    y = fwd[tx[0]](fwd[ty[0]](x, type=ty[1], axis=1, **kw), type=tx[1], axis=2, **kw)
+    y *= _box_inverse_eigenvalues(x.shape[1], ty, x.shape[2], tx)
+    return inv[ty[0]](inv[tx[0]](y, type=tx[1], axis=2, **kw), type=ty[1], axis=1, **kw)
+
+
+@lru_cache(maxsize=16)
+def _ring_chebyshev(degree: int, lmax: float, c: float = 4.0, eps: float = 1e-3,
+                    ) -> np.ndarray:
+    """Chebyshev coefficients of ``sqrt(x (x + c) + eps)`` on ``[0, lmax]``.
+
+    For a straight boundary ring in the infinite grid, ``sqrt(a (a + 4))`` with ``a``
+    the ring's 1-D Laplacian symbol is exactly the inverse of the capacitance matrix
+    (the grid's Green's function restricted to the ring); ``eps`` keeps the ring's
+    constant modes positive. The interpolant is positive on ``[0, lmax]`` (tested for
+    every bound that occurs), so the preconditioner is symmetric positive definite.
+    """
+    j = np.arange(degree + 1)
+    theta = np.pi * (j + 0.5) / (degree + 1)
+    x = 0.5 * lmax * (np.cos(theta) + 1.0)
+    fx = np.sqrt(x * (x + c) + eps)
+    coef = 2.0 / (degree + 1) * np.cos(np.outer(j, theta)) @ fx
+    coef[0] /= 2.0
+    return coef
+
+
+def _chebyshev_apply(a: sp.csr_array, lmax: float, coef: np.ndarray, v: np.ndarray
+                     ) -> np.ndarray:
+    """``p(A) v`` for the Chebyshev series ``coef`` on ``[0, lmax]``."""
+    s = a * np.float32(2.0 / lmax)  # maps the spectrum to [-1, 1] after the shift
+    t0, t1 = v, s @ v - v
+    y = coef[0] * t0 + coef[1] * t1
+    for cj in coef[2:]:
+        t0, t1 = t1, 2.0 * (s @ t1 - t1) - t0
+        y += cj * t1
+    return y
+
+
+def _ring_laplacian(ring: np.ndarray) -> sp.csr_array:
+    """Graph Laplacian (float32) of the ``True`` pixels of ``ring`` in row-major order,
+    joined to their 8 neighbours with unit weights (4-neighbours alone leave a
+    staircase ring disconnected: 52-56 cg iterations on a 400 px disk, against 17)."""
+    h, w = ring.shape
+    idx = np.full((h + 2, w + 2), -1, dtype=np.int64)
+    n = int(np.count_nonzero(ring))
+    idx[1:-1, 1:-1][ring] = np.arange(n)
+    inner = idx[1:-1, 1:-1]
+    rows, cols = [], []
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
+        nb = idx[1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx]
+        ok = (inner >= 0) & (nb >= 0)
+        rows.append(inner[ok])
+        cols.append(nb[ok])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    adj = sp.csr_array((np.ones(2 * r.size, np.float32),
+                        (np.concatenate([r, c]), np.concatenate([c, r]))), shape=(n, n))
+    deg = np.asarray(adj.sum(axis=1), dtype=np.float32).ravel()
+    return sp.csr_array(sp.diags_array(deg) - adj)
+
+
+def _perez_capacitance(f: np.ndarray, fixed: np.ndarray, free: np.ndarray, rtol: float,
+                       maxiter: int) -> tuple[np.ndarray, SolveInfo] | None:
+    """Exact Perez solve by CG on the capacitance system of the mask boundary.
+
+    ``f`` (C, H, W): ``-Lap_N src``; ``fixed`` (C, H, W): the Dirichlet values (dst);
+    ``free`` (H, W): the unknowns ``Omega``, which may touch the array edge only where
+    it is the image border (Neumann there). Returns the (C, H, W) solution, or ``None``
+    if ``Omega`` touches all four edges (the box operator would be singular).
+
+    ``Gamma`` is the ring of fixed pixels 4-adjacent to ``Omega``. ``Omega`` and
+    ``Gamma`` sit in a box ``B`` padded to a fast transform length, whose ``-Lap`` has
+    a closed-form inverse ``B^-1`` (per axis a DST/DCT of type II or IV for the zero or
+    Neumann ends). Any ``u = B^-1 (f 1_Omega + sigma 1_Gamma)`` satisfies the Perez
+    equation in ``Omega``; the charges ``sigma`` on ``Gamma`` are found from
+    ``u = dst`` on ``Gamma``::
+
+        C sigma = dst|Gamma - (B^-1 f 1_Omega)|Gamma,   C = (B^-1)|Gamma,Gamma
+
+    ``C`` is symmetric positive definite, and cg needs one box solve per iteration
+    on vectors of the ring's size. Preconditioner: ``sqrt(A (A + 4))`` for the ring's
+    graph Laplacian ``A`` (exact for a straight ring in the infinite grid), applied as
+    a Chebyshev polynomial. ``rtol`` is cg's tolerance on this system: the relative
+    residual of ``u = dst`` on the ring; inside ``Omega`` the equation holds to
+    float32 round-off. Measured (512 px scenes): 7-13 iterations for disks, ellipses,
+    annuli and blobs, 31 for a horse silhouette, 92 for a thresholded photo with 95
+    ring components; the old box-preconditioned cg on ``Omega`` needed 2-5x more.
+    """
+    c, h, w = f.shape
+    ends_y = (bool(free[0].any()), bool(free[-1].any()))
+    ends_x = (bool(free[:, 0].any()), bool(free[:, -1].any()))
+    if all(ends_y) and all(ends_x):
+        return None
+
+    def padded(n, ends):
+        if all(ends):
+            return n, 0
+        m = sfft.next_fast_len(n + (2 - sum(ends)) * CAPACITANCE_PAD, real=True)
+        lo = 0 if ends[0] else (m - n if ends[1] else (m - n) // 2)
+        return m, lo
+
+    (ph, oy), (pw, ox) = padded(h, ends_y), padded(w, ends_x)
+    ty, tx = _AXIS_TRANSFORM[ends_y], _AXIS_TRANSFORM[ends_x]
+    ring = np.zeros((h, w), dtype=bool)
+    ring[1:] |= free[:-1]
+    ring[:-1] |= free[1:]
+    ring[:, 1:] |= free[:, :-1]
+    ring[:, :-1] |= free[:, 1:]
+    ring &= ~free
+    ry, rx = np.nonzero(ring)
+    gi = (ry + oy) * pw + (rx + ox)  # ring pixels, flat in the padded box
+    m = gi.size
+    if m == 0:
+        return None
+    box = (slice(None), slice(oy, oy + h), slice(ox, ox + w))
+    work = np.zeros((c, ph, pw), dtype=np.float32)
+
+    def solve_charges(sig):
+        work.fill(0.0)
+        work.reshape(c, -1)[:, gi] = sig.reshape(-1, m)
+        return _box_solve(work, ty, tx)
+
+    def matvec(sig):
+        return solve_charges(sig).reshape(c, -1)[:, gi].ravel()
+
+    # The start: the potential of the Perez right-hand side alone.
+    work.fill(0.0)
+    np.multiply(f, free, out=work[box])
+    u0 = _box_solve(work, ty, tx)
+    b = (fixed[:, ry, rx] - u0.reshape(c, -1)[:, gi]).ravel()
+    del u0
+
+    lap = _ring_laplacian(ring)
+    lmax = 2.0 * float(lap.diagonal().max(initial=1.0))  # Gershgorin bound
+    coef = _ring_chebyshev(_CHEB_DEGREE, lmax)
+
+    def psolve(r):
+        return _chebyshev_apply(lap, lmax, coef, r.reshape(c, m).T).T.ravel()
+
+    sig, info = _cg(matvec, psolve, b, None, rtol, maxiter, "poisson")
+    work.fill(0.0)
+    np.multiply(f, free, out=work[box])
+    work.reshape(c, -1)[:, gi] = sig.reshape(c, m)
+    u = _box_solve(work, ty, tx)
+    out = np.where(free, u[box], fixed)
+    return out, info
+
+
+# --------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------
 def _chw(img: np.ndarray, name: str = "image") -> np.ndarray:
@@ -785,10 +977,13 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     gradients elsewhere). Pixels between the mask and the box change slightly; the
     solve is one closed-form step.
 
-    Both are solved by :func:`scipy.sparse.linalg.cg` with a zero-Dirichlet closed-form
-    preconditioner on the unknowns' bounding box (DST-I, exact for the box, so CG only
-    checks the residual there; DST-II on a padded box for the mask, ~24 iterations
-    for a 400 px disk).
+    Both are solved by :func:`scipy.sparse.linalg.cg`. Unknowns that fill their
+    bounding box (``"box"``, or a rectangular mask) take one exact closed-form step
+    (DST-I; CG only checks the residual). Any other mask is solved through the
+    capacitance system of its boundary ring (:func:`_perez_capacitance`: one
+    closed-form box solve per iteration, 9 iterations for a 400 px disk); a mask
+    that touches all four image borders falls back to CG on the unknowns with a
+    DST-II box preconditioner.
     """
     if boundary not in ("mask", "box"):
         raise InputError(f"unknown Poisson boundary {boundary!r} (use 'mask' or 'box')")
@@ -809,7 +1004,14 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     # On the window, free pixels are >= 1 pixel from any edge that is not an image
     # border, so the window's stencils are exact there.
     rhs = neg_laplacian(s) if boundary == "mask" else guidance_divergence(s, d, m[win])
-    y, info = _solve_restricted(rhs, d, free[win], 0.0, (1.0, 0.0), rtol, maxiter, "poisson")
+    fw = free[win]
+    f0, f1, g0, g1 = _bbox(fw, margin=0)
+    solved = None
+    if not fw[f0:f1, g0:g1].all():  # a box is one exact DST-I step below
+        solved = _perez_capacitance(rhs, d, fw, rtol, maxiter)
+    if solved is None:
+        solved = _solve_restricted(rhs, d, fw, 0.0, (1.0, 0.0), rtol, maxiter, "poisson")
+    y, info = solved
     out[win] = _hwc(y, clip=True)
     return (out, info) if return_info else out
 

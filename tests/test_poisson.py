@@ -302,3 +302,96 @@ def test_modified_poisson_matches_direct_solve(small):
     for solver in ("dct", "cg"):
         got = poisson.modified_poisson(src, dst, mask, epsilon=eps, solver=solver)
         assert np.abs(got - expected).max() < 1e-4
+
+
+def _perez_direct(src, dst, free):
+    """Perez's problem solved by spsolve (float64) on the unknowns, written from its
+    definition: 5-point -Lap_N (missing neighbours at the image border dropped),
+    Dirichlet neighbours moved to the right-hand side."""
+    h, w = free.shape
+    lap = reference_matrix(h, w, 0.0).tocsr()
+    idx = np.flatnonzero(free.ravel())
+    rest = np.flatnonzero(~free.ravel())
+    a = lap[idx][:, idx].tocsc()
+    out = dst.astype(np.float64).copy()
+    for k in range(dst.shape[2]):
+        s = src[..., k].astype(np.float64).ravel()
+        d = dst[..., k].astype(np.float64).ravel()
+        b = (lap @ s)[idx] - lap[idx][:, rest] @ d[rest]
+        o = d.copy()
+        o[idx] = spsolve(a, b)
+        out[..., k] = o.reshape(h, w)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _shapes(h, w):
+    """Irregular masks that reach 0, 1, 2 (opposite and adjacent) and 4 image borders."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    disk = ((yy - h / 2) / (0.35 * h)) ** 2 + ((xx - w / 2) / (0.3 * w)) ** 2 <= 1
+    ring = disk & ~(((yy - h / 2) / (0.12 * h)) ** 2 + ((xx - w / 2) / (0.1 * w)) ** 2 <= 1)
+    bottom = disk | ((yy > 0.6 * h) & (np.abs(xx - w / 2) < 0.1 * w))
+    band = (np.abs(xx - w / 2 - 6 * np.sin(yy / 5.0)) < 0.15 * w)  # top to bottom
+    notch = (yy < 8) & (xx > 5) & (xx < 12)
+    corner = ((yy / (0.6 * h)) ** 2 + (xx / (0.5 * w)) ** 2 <= 1) & ~notch
+    cross = (np.abs(yy - h / 2) < 5) | (np.abs(xx - w / 3) < 4)
+    return {"interior disk": disk, "annulus": ring, "bottom border": bottom,
+            "top-bottom band": band, "corner": corner, "all four borders": cross}
+
+
+@pytest.mark.parametrize("name", list(_shapes(8, 8)))
+def test_poisson_blend_matches_direct_solve_on_irregular_masks(photos, name):
+    # The capacitance solver (per-axis DST-II / DCT-IV / DST-IV / DCT-II boxes) and,
+    # for a mask on all four borders, the fallback: both against spsolve.
+    src = photos["astronaut"][180:232, 200:270]
+    dst = photos["rocket"][100:152, 300:370]
+    free = _shapes(52, 70)[name]
+    y, info = poisson.poisson_blend(src, dst, free.astype(np.float32), rtol=1e-7,
+                                    return_info=True)
+    assert np.abs(y - _perez_direct(src, dst, free)).max() < 1e-4
+    assert np.array_equal(y[~free], dst[~free])
+    assert info["iterations"] > 0
+
+
+def test_poisson_blend_iterations_on_a_disk(photos):
+    # The ring preconditioner's effect, as an iteration count (deterministic): the
+    # box-preconditioned cg on the unknowns needed 21 here (rtol 1e-5).
+    src = photos["astronaut"][56:456, 56:456]
+    dst = photos["coffee"][:400, 100:500]
+    yy, xx = np.mgrid[0:400, 0:400]
+    disk = (((yy - 200) / 150.0) ** 2 + ((xx - 200) / 150.0) ** 2 <= 1).astype(np.float32)
+    _, info = poisson.poisson_blend(src, dst, disk, return_info=True)
+    assert info["iterations"] <= 10
+
+
+@pytest.mark.parametrize("ends", [(False, False), (True, True), (True, False),
+                                  (False, True)])
+@pytest.mark.parametrize("axis", [1, 2])
+def test_box_solve_inverts_the_laplacian_with_each_boundary(photos, ends, axis):
+    # -Lap applied by an explicit ghost-cell stencil: a Neumann end mirrors the edge
+    # pixel, a free end is zero half a pixel outside (the ghost is minus the edge pixel).
+    # ``ends`` applies to ``axis``; the other axis has two free ends. float64 in, so the
+    # check sees the boundary handling, not float32 round-off.
+    x = np.ascontiguousarray(photos["chelsea"][:30, :40].transpose(2, 0, 1), np.float64)
+    free = (False, False)
+    ty, tx = (ends, free) if axis == 1 else (free, ends)
+    t = poisson._AXIS_TRANSFORM
+    y = poisson._box_solve(x.copy(), t[ty], t[tx])
+    yp = np.pad(y, ((0, 0), (1, 1), (1, 1)))
+    yp[:, 0, 1:-1] = y[:, 0] if ty[0] else -y[:, 0]
+    yp[:, -1, 1:-1] = y[:, -1] if ty[1] else -y[:, -1]
+    yp[:, 1:-1, 0] = y[:, :, 0] if tx[0] else -y[:, :, 0]
+    yp[:, 1:-1, -1] = y[:, :, -1] if tx[1] else -y[:, :, -1]
+    lap = 4 * yp[:, 1:-1, 1:-1] - yp[:, :-2, 1:-1] - yp[:, 2:, 1:-1] - yp[:, 1:-1, :-2] \
+        - yp[:, 1:-1, 2:]
+    assert np.abs(lap - x).max() < 1e-5
+
+
+@pytest.mark.parametrize("lmax", [2.0 * k for k in range(1, 9)])
+def test_ring_preconditioner_is_positive(lmax):
+    # p(A) is SPD iff the Chebyshev interpolant is > 0 on A's spectrum, inside [0, lmax].
+    coef = poisson._ring_chebyshev(poisson._CHEB_DEGREE, lmax)
+    x = np.linspace(0.0, lmax, 20001)
+    p = np.polynomial.chebyshev.chebval(2.0 * x / lmax - 1.0, coef)
+    assert p.min() > 0
+    exact = np.sqrt(x * (x + 4.0) + 1e-3)
+    assert np.abs(p - exact).max() < 0.1 * lmax ** 0.5
