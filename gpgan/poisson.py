@@ -983,7 +983,9 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     capacitance system of its boundary ring (:func:`_perez_capacitance`: one
     closed-form box solve per iteration, 9 iterations for a 400 px disk); a mask
     that touches all four image borders falls back to CG on the unknowns with a
-    DST-II box preconditioner.
+    DST-II box preconditioner. ``rtol`` is cg's relative tolerance on the system it
+    solves (for the capacitance system: on ``Y = dst`` along the mask's boundary
+    ring); ``maxiter`` caps its iterations.
     """
     if boundary not in ("mask", "box"):
         raise InputError(f"unknown Poisson boundary {boundary!r} (use 'mask' or 'box')")
