@@ -678,6 +678,7 @@ def _axis_eigenvalues(n: int, transform: tuple[str, int]) -> np.ndarray:
 @lru_cache(maxsize=32)
 def _box_inverse_eigenvalues(h: int, ty: tuple[str, int], w: int, tx: tuple[str, int]):
     lam = _axis_eigenvalues(h, ty)[:, None] + _axis_eigenvalues(w, tx)[None, :]
+    lam[lam < 1e-12] = np.inf  # a Neumann box's constant mode: the pseudo-inverse
     inv = (1.0 / lam).astype(np.float32)
     inv.flags.writeable = False
     return inv
@@ -754,13 +755,13 @@ def _ring_laplacian(ring: np.ndarray) -> sp.csr_array:
 
 
 def _perez_capacitance(f: np.ndarray, fixed: np.ndarray, free: np.ndarray, rtol: float,
-                       maxiter: int) -> tuple[np.ndarray, SolveInfo] | None:
+                       maxiter: int) -> tuple[np.ndarray, SolveInfo]:
     """Exact Perez solve by CG on the capacitance system of the mask boundary.
 
     ``f`` (C, H, W): ``-Lap_N src``; ``fixed`` (C, H, W): the Dirichlet values (dst);
     ``free`` (H, W): the unknowns ``Omega``, which may touch the array edge only where
-    it is the image border (Neumann there). Returns the (C, H, W) solution, or ``None``
-    if ``Omega`` touches all four edges (the box operator would be singular).
+    it is the image border (Neumann there), and must leave at least one fixed pixel.
+    Returns the (C, H, W) solution and cg's :class:`SolveInfo`.
 
     ``Gamma`` is the ring of fixed pixels 4-adjacent to ``Omega``. ``Omega`` and
     ``Gamma`` sit in a box ``B`` padded to a fast transform length, whose ``-Lap`` has
@@ -771,6 +772,9 @@ def _perez_capacitance(f: np.ndarray, fixed: np.ndarray, free: np.ndarray, rtol:
 
         C sigma = dst|Gamma - (B^-1 f 1_Omega)|Gamma,   C = (B^-1)|Gamma,Gamma
 
+    (If ``Omega`` touches all four edges the box is all Neumann and ``-Lap`` is
+    singular: ``B^-1`` is then its pseudo-inverse, the charges are constrained to
+    make the right-hand side sum to 0, and cg runs on that subspace.)
     ``C`` is symmetric positive definite, and cg needs one box solve per iteration
     on vectors of the ring's size. Preconditioner: ``sqrt(A (A + 4))`` for the ring's
     graph Laplacian ``A`` (exact for a straight ring in the infinite grid), applied as
@@ -783,8 +787,8 @@ def _perez_capacitance(f: np.ndarray, fixed: np.ndarray, free: np.ndarray, rtol:
     c, h, w = f.shape
     ends_y = (bool(free[0].any()), bool(free[-1].any()))
     ends_x = (bool(free[:, 0].any()), bool(free[:, -1].any()))
-    if all(ends_y) and all(ends_x):
-        return None
+    # Omega on all four borders: a Neumann box, whose -Lap is singular (constants).
+    singular = all(ends_y) and all(ends_x)
 
     def padded(n, ends):
         if all(ends):
@@ -805,37 +809,49 @@ def _perez_capacitance(f: np.ndarray, fixed: np.ndarray, free: np.ndarray, rtol:
     gi = (ry + oy) * pw + (rx + ox)  # ring pixels, flat in the padded box
     m = gi.size
     if m == 0:
-        return None
+        raise ValueError("_perez_capacitance: no fixed pixel next to the unknowns")
     box = (slice(None), slice(oy, oy + h), slice(ox, ox + w))
     work = np.zeros((c, ph, pw), dtype=np.float32)
 
-    def solve_charges(sig):
+    def project(v):
+        """Per channel, onto charges that sum to 0 (identity unless ``singular``)."""
+        if not singular:
+            return v
+        v = v.reshape(c, m)
+        return (v - v.mean(axis=1, keepdims=True)).ravel()
+
+    def potential(sig, with_f):
+        """``B^-1 (f 1_Omega + sig 1_Gamma)``, or ``B^-1 (sig 1_Gamma)``."""
         work.fill(0.0)
-        work.reshape(c, -1)[:, gi] = sig.reshape(-1, m)
+        if with_f:
+            np.multiply(f, free, out=work[box])
+        work.reshape(c, -1)[:, gi] += sig.reshape(c, m)
         return _box_solve(work, ty, tx)
 
     def matvec(sig):
-        return solve_charges(sig).reshape(c, -1)[:, gi].ravel()
+        return project(potential(project(sig), False).reshape(c, -1)[:, gi].ravel())
 
-    # The start: the potential of the Perez right-hand side alone.
-    work.fill(0.0)
-    np.multiply(f, free, out=work[box])
-    u0 = _box_solve(work, ty, tx)
-    b = (fixed[:, ry, rx] - u0.reshape(c, -1)[:, gi]).ravel()
-    del u0
+    # The start: the potential of the Perez right-hand side alone. With a singular box,
+    # B^-1 is the pseudo-inverse, exact only for a zero-sum right-hand side: the ring
+    # then carries -sum(f 1_Omega) / m on each pixel to start with, the cg unknowns sum
+    # to 0, and the solution is fixed up to a constant, set from the ring afterwards.
+    sig0 = np.zeros((c, m), dtype=np.float32)
+    if singular:
+        sig0[:] = -(np.einsum("khw,hw->k", f, free.astype(np.float32)) / m)[:, None]
+    b = project((fixed[:, ry, rx] - potential(sig0, True).reshape(c, -1)[:, gi]).ravel())
 
     lap = _ring_laplacian(ring)
     lmax = 2.0 * float(lap.diagonal().max(initial=1.0))  # Gershgorin bound
     coef = _ring_chebyshev(_CHEB_DEGREE, lmax)
 
     def psolve(r):
-        return _chebyshev_apply(lap, lmax, coef, r.reshape(c, m).T).T.ravel()
+        r = project(r).reshape(c, m)
+        return project(_chebyshev_apply(lap, lmax, coef, r.T).T.ravel())
 
     sig, info = _cg(matvec, psolve, b, None, rtol, maxiter, "poisson")
-    work.fill(0.0)
-    np.multiply(f, free, out=work[box])
-    work.reshape(c, -1)[:, gi] = sig.reshape(c, m)
-    u = _box_solve(work, ty, tx)
+    u = potential(sig0 + sig.reshape(c, m), True)
+    if singular:
+        u += (fixed[:, ry, rx] - u.reshape(c, -1)[:, gi]).mean(axis=1)[:, None, None]
     out = np.where(free, u[box], fixed)
     return out, info
 
@@ -996,9 +1012,9 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     bounding box (``"box"``, or a rectangular mask) take one exact closed-form step
     (DST-I; CG only checks the residual). Any other mask is solved through the
     capacitance system of its boundary ring (:func:`_perez_capacitance`: one
-    closed-form box solve per iteration, 9 iterations for a 400 px disk); a mask
-    that touches all four image borders falls back to CG on the unknowns with a
-    DST-II box preconditioner. ``rtol`` is cg's relative tolerance on the system it
+    closed-form box solve per iteration, 9 iterations for a 400 px disk). A mask
+    that covers the whole image has no boundary: every ``src + constant`` solves
+    Perez's equation, and ``src`` is returned. ``rtol`` is cg's relative tolerance on the system it
     solves (for the capacitance system: on ``Y = dst`` along the mask's boundary
     ring); ``maxiter`` caps its iterations.
     """
@@ -1015,6 +1031,10 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     box = _bbox(free, margin=1)
     if box is None:
         return (out, SolveInfo(solver="cg", iterations=0)) if return_info else out
+    if boundary == "mask" and free.all():
+        # No boundary: the solutions are src + any constant; src itself is returned.
+        np.clip(src, 0.0, 1.0, out=out)
+        return (out, SolveInfo(solver="cg", iterations=0)) if return_info else out
     # Only the unknowns' bounding box (plus the fixed ring) is touched: the rest is dst.
     win = (slice(box[0], box[1]), slice(box[2], box[3]))
     s, d = _chw(src[win]), _chw(dst[win])
@@ -1023,12 +1043,10 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     rhs = neg_laplacian(s) if boundary == "mask" else guidance_divergence(s, d, m[win])
     fw = free[win]
     f0, f1, g0, g1 = _bbox(fw, margin=0)
-    solved = None
-    if not fw[f0:f1, g0:g1].all():  # a box is one exact DST-I step below
-        solved = _perez_capacitance(rhs, d, fw, rtol, maxiter)
-    if solved is None:
-        solved = _solve_restricted(rhs, d, fw, 0.0, (1.0, 0.0), rtol, maxiter, "poisson")
-    y, info = solved
+    if fw[f0:f1, g0:g1].all():  # unknowns that fill a box: one exact DST-I step
+        y, info = _solve_restricted(rhs, d, fw, 0.0, (1.0, 0.0), rtol, maxiter, "poisson")
+    else:
+        y, info = _perez_capacitance(rhs, d, fw, rtol, maxiter)
     out[win] = _hwc(y, clip=True)
     return (out, info) if return_info else out
 

@@ -340,8 +340,9 @@ def _shapes(h, w):
 
 @pytest.mark.parametrize("name", list(_shapes(8, 8)))
 def test_poisson_blend_matches_direct_solve_on_irregular_masks(photos, name):
-    # The capacitance solver (per-axis DST-II / DCT-IV / DST-IV / DCT-II boxes) and,
-    # for a mask on all four borders, the fallback: both against spsolve.
+    # The capacitance solver against spsolve, with each box: DST-II, DCT-IV / DST-IV
+    # (one border on an axis), DCT-II (both), and a mask on all four borders (a
+    # singular Neumann box: pseudo-inverse, zero-sum charges, constant from the ring).
     src = photos["astronaut"][180:232, 200:270]
     dst = photos["rocket"][100:152, 300:370]
     free = _shapes(52, 70)[name]
@@ -350,6 +351,15 @@ def test_poisson_blend_matches_direct_solve_on_irregular_masks(photos, name):
     assert np.abs(y - _perez_direct(src, dst, free)).max() < 1e-4
     assert np.array_equal(y[~free], dst[~free])
     assert info["iterations"] > 0
+
+
+def test_poisson_blend_of_the_whole_image_is_src(photos):
+    src = photos["astronaut"][:40, :50]
+    dst = photos["coffee"][:40, :50]
+    y, info = poisson.poisson_blend(src, dst, np.ones((40, 50), np.float32),
+                                    return_info=True)
+    assert np.array_equal(y, src) and info["iterations"] == 0
+    assert not np.shares_memory(y, src)
 
 
 def test_poisson_blend_iterations_on_a_disk(photos):
