@@ -7,7 +7,9 @@ own), plus one RGB DCT round trip at each size (the physical floor) and, when
 ``opencv-python-headless`` is installed, OpenCV ``seamlessClone`` (NORMAL_CLONE) against
 our ``poisson`` method (both boundaries: the exact Perez problem on the mask, and
 ``poisson_boundary="box"``, the rectangle problem OpenCV solves) on the same
-400x400-object-in-1024x1024 inputs.
+400x400-object-in-1024x1024 inputs. ``poisson-bg-1024`` is the exact Perez problem on
+the complement of that mask (the scene around the object, a mask on all four image
+borders; no OpenCV counterpart).
 
 Inputs are real photographs (scikit-image's astronaut and coffee) resized with
 bilinear interpolation to each size: none of the shipped photos is >= 1024 px, so the
@@ -72,7 +74,7 @@ def run_case(case: dict) -> dict:
     import gpgan
 
     n, kind, repeats = case["n"], case["kind"], case["repeats"]
-    if kind in ("opencv", "poisson-1024", "poisson-box-1024"):
+    if kind in ("opencv", "poisson-1024", "poisson-box-1024", "poisson-bg-1024"):
         src, dst, mask = make_inputs(1024)
         obj = np.zeros((1024, 1024), np.float32)
         obj[300:700, 300:700] = 1.0  # a 400x400 object
@@ -87,6 +89,8 @@ def run_case(case: dict) -> dict:
             fn = lambda: cv2.seamlessClone(s8, d8, m8, (500, 500), cv2.NORMAL_CLONE)  # noqa
         else:
             boundary = "box" if kind == "poisson-box-1024" else "mask"
+            if kind == "poisson-bg-1024":  # the scene around the object: on every border
+                obj = 1.0 - obj
             fn = lambda: gpgan.blend(src, dst, obj, method="poisson",  # noqa
                                      poisson_boundary=boundary)
         n = 1024
@@ -120,6 +124,7 @@ def main(argv=None) -> int:
              for n in sizes for k in ("floor", "dct", "cg")]
     cases.append(dict(kind="poisson-1024", n=1024, repeats=args.repeats))
     cases.append(dict(kind="poisson-box-1024", n=1024, repeats=args.repeats))
+    cases.append(dict(kind="poisson-bg-1024", n=1024, repeats=args.repeats))
     try:
         import cv2  # noqa: F401
 
