@@ -104,24 +104,36 @@ def gaussian_taps(sigma: float = 0.5) -> tuple[float, float]:
     return float(g[radius]), float(g[radius + 1])
 
 
-def _cos_pi(n: int, transform: str) -> np.ndarray:
-    if transform == "dct":  # DCT-II: Neumann (half-sample symmetric) boundary
-        return np.cos(np.pi * np.arange(n) / n)
-    if transform == "dst2":  # DST-II: zero half a pixel outside (antisymmetric) boundary
-        return np.cos(np.pi * np.arange(1, n + 1) / n)
-    # DST-I: Dirichlet (zero) boundary one pixel outside
-    return np.cos(np.pi * np.arange(1, n + 1) / (n + 1))
+#: The orthonormal transforms (scipy.fft name, type) that diagonalise the 1-D stencils,
+#: by boundary: ``DCT2`` Neumann at both ends (half-sample symmetric); ``DST2`` zero
+#: half a pixel outside both ends (antisymmetric); ``DST1`` zero one pixel outside;
+#: ``("dct", 4)`` / ``("dst", 4)`` Neumann at the low / high end, zero at the other.
+DCT2, DST2, DST1 = ("dct", 2), ("dst", 2), ("dst", 1)
+
+
+def _cos_pi(n: int, transform: tuple[str, int]) -> np.ndarray:
+    """``cos(theta_k)`` of the transform's frequencies (eigenvalues ``2 - 2 cos``)."""
+    k = np.arange(n, dtype=np.float64)
+    if transform == DCT2:
+        return np.cos(np.pi * k / n)
+    if transform == DST2:
+        return np.cos(np.pi * (k + 1) / n)
+    if transform == DST1:
+        return np.cos(np.pi * (k + 1) / (n + 1))
+    return np.cos(np.pi * (k + 0.5) / n)  # type IV, either kind
 
 
 @lru_cache(maxsize=64)
 def _inverse_eigenvalues(h: int, w: int, beta: float, g0: float, g1: float,
-                         transform: str = "dct") -> np.ndarray:
-    """``1 / (lambda_L + beta lambda_G)`` as float32 ``(h, w)`` (cached per size)."""
-    ch, cw = _cos_pi(h, transform), _cos_pi(w, transform)
+                         ty: tuple[str, int] = DCT2, tx: tuple[str, int] | None = None,
+                         ) -> np.ndarray:
+    """``1 / (lambda_L + beta lambda_G)`` as float32 ``(h, w)`` for the transforms
+    ``ty`` (rows) and ``tx`` (columns, default ``ty``); cached per size."""
+    ch, cw = _cos_pi(h, ty), _cos_pi(w, ty if tx is None else tx)
     lam = (2.0 - 2.0 * ch)[:, None] + (2.0 - 2.0 * cw)[None, :]
     if beta:
         lam = lam + beta * (g0 + 2.0 * g1 * ch)[:, None] * (g0 + 2.0 * g1 * cw)[None, :]
-    if lam[0, 0] <= 1e-12:  # pure Neumann Poisson: the mean is free; pin it to 0
+    if lam[0, 0] <= 1e-12:  # pure Neumann Poisson: the mean is free (pseudo-inverse)
         lam[0, 0] = np.inf
     inv = (1.0 / lam).astype(np.float32)
     inv.flags.writeable = False
@@ -405,33 +417,40 @@ def _dct_solve(rhs: np.ndarray, beta: float, taps, *, pad: bool = True,
     x = rhs
     if (hp, wp) != (h, w):
         x = np.pad(rhs, ((0, 0), (0, hp - h), (0, wp - w)), mode="symmetric")
-    y = sfft.dctn(x, type=2, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
-                  overwrite_x=overwrite or x is not rhs)
-    y *= _inverse_eigenvalues(hp, wp, float(beta), g0, g1, "dct")
-    y = sfft.idctn(y, type=2, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
-                   overwrite_x=True)
+    y = _box_solve(x, DCT2, beta=beta, taps=taps, overwrite=overwrite or x is not rhs)
     if (hp, wp) != (h, w):
         y = np.ascontiguousarray(y[:, :h, :w])
     return y
 
 
-def _dst_solve(rhs: np.ndarray, beta: float, taps, *, overwrite: bool = False,
-               kind: int = 1) -> np.ndarray:
-    """Closed-form zero-Dirichlet solve of ``(-Lap_D + beta G_D) Y = rhs`` (C, H, W)
-    (``overwrite``: ``rhs`` may be used as the work buffer).
+def _box_solve(x: np.ndarray, ty: tuple[str, int], tx: tuple[str, int] | None = None, *,
+               beta: float = 0.0, taps=(1.0, 0.0), overwrite: bool = True) -> np.ndarray:
+    """Closed-form solve of ``(-Lap + beta G) Y = x`` on a (C, H, W) box whose rows and
+    columns have the boundaries of the transforms ``ty`` and ``tx`` (default ``ty``;
+    see :data:`DCT2`). An all-Neumann box with ``beta = 0`` is singular: the
+    pseudo-inverse is applied. ``overwrite``: ``x`` may be used as the work buffer.
 
-    ``kind=1`` (DST-I): the zero boundary is one pixel outside the array (the exact
-    inverse of the Dirichlet problem on a rectangle). ``kind=2`` (DST-II): the zero is
-    half a pixel outside; ~2.5x cheaper at fast lengths (measured 1.8 vs 4.4 ms for
-    3x405^2 vs 3x404^2), used where the solve is only a preconditioner.
+    DST-II is ~2.5x cheaper than DST-I at fast lengths (measured 1.8 vs 4.4 ms for
+    3x405^2 vs 3x404^2), so where the solve is only a preconditioner the box is
+    padded for DST-II; DST-I is the exact inverse of the Dirichlet problem on a
+    rectangle.
     """
-    _, h, w = rhs.shape
+    tx = ty if tx is None else tx
     g0, g1 = taps
-    y = sfft.dstn(rhs, type=kind, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
-                  overwrite_x=overwrite)
-    y *= _inverse_eigenvalues(h, w, float(beta), g0, g1, "dst" if kind == 1 else "dst2")
-    return sfft.idstn(y, type=kind, axes=(1, 2), norm="ortho", workers=FFT_WORKERS,
-                      overwrite_x=True)
+    inv_eig = _inverse_eigenvalues(x.shape[1], x.shape[2], float(beta), g0, g1, ty, tx)
+    kw = dict(norm="ortho", workers=FFT_WORKERS)
+    if ty == tx:
+        nd, ind = (sfft.dstn, sfft.idstn) if ty[0] == "dst" else (sfft.dctn, sfft.idctn)
+        y = nd(x, type=ty[1], axes=(1, 2), overwrite_x=overwrite, **kw)
+        y *= inv_eig
+        return ind(y, type=ty[1], axes=(1, 2), overwrite_x=True, **kw)
+    fwd = {"dst": sfft.dst, "dct": sfft.dct}
+    inv = {"dst": sfft.idst, "dct": sfft.idct}
+    y = fwd[ty[0]](x, type=ty[1], axis=1, overwrite_x=overwrite, **kw)
+    y = fwd[tx[0]](y, type=tx[1], axis=2, overwrite_x=True, **kw)
+    y *= inv_eig
+    y = inv[tx[0]](y, type=tx[1], axis=2, overwrite_x=True, **kw)
+    return inv[ty[0]](y, type=ty[1], axis=1, overwrite_x=True, **kw)
 
 
 @lru_cache(maxsize=1)
@@ -639,7 +658,7 @@ def _solve_restricted(rhs: np.ndarray, fixed_values: np.ndarray, free: np.ndarra
     def psolve(r):
         work.fill(0.0)  # the transform padding (overwritten by the last solve)
         np.multiply(r.reshape(shape)[:, f0:f1, g0_:g1_], fm_in, out=work[inner])
-        sol = _dst_solve(work, beta_pc, taps, overwrite=True, kind=kind)
+        sol = _box_solve(work, ("dst", kind), beta=beta_pc, taps=taps)
         y = np.zeros(shape, dtype=np.float32)
         np.multiply(sol[inner], fm_in, out=y[:, f0:f1, g0_:g1_])
         return y.ravel()
@@ -660,44 +679,10 @@ CAPACITANCE_PAD = 8
 #: Degree of the Chebyshev polynomial that applies the ring preconditioner.
 _CHEB_DEGREE = 20
 
-# Per axis: (image border at the low end, at the high end) -> (transform, type).
-# An image border is a Neumann side (half-sample symmetric), a free side is zero half
-# a pixel outside the padded box (half-sample antisymmetric).
-_AXIS_TRANSFORM = {(False, False): ("dst", 2), (True, True): ("dct", 2),
+# Per axis: (image border at the low end, at the high end) -> transform. An image
+# border is a Neumann side, a free side is zero half a pixel outside the padded box.
+_AXIS_TRANSFORM = {(False, False): DST2, (True, True): DCT2,
                    (True, False): ("dct", 4), (False, True): ("dst", 4)}
-
-
-def _axis_eigenvalues(n: int, transform: tuple[str, int]) -> np.ndarray:
-    """Eigenvalues ``2 - 2 cos(theta_k)`` of the 1-D ``-Lap`` for a transform."""
-    k = np.arange(n, dtype=np.float64)
-    theta = {("dst", 2): k + 1.0, ("dct", 2): k, ("dct", 4): k + 0.5,
-             ("dst", 4): k + 0.5}[transform] * np.pi / n
-    return 2.0 - 2.0 * np.cos(theta)
-
-
-@lru_cache(maxsize=32)
-def _box_inverse_eigenvalues(h: int, ty: tuple[str, int], w: int, tx: tuple[str, int]):
-    lam = _axis_eigenvalues(h, ty)[:, None] + _axis_eigenvalues(w, tx)[None, :]
-    lam[lam < 1e-12] = np.inf  # a Neumann box's constant mode: the pseudo-inverse
-    inv = (1.0 / lam).astype(np.float32)
-    inv.flags.writeable = False
-    return inv
-
-
-def _box_solve(x: np.ndarray, ty: tuple[str, int], tx: tuple[str, int]) -> np.ndarray:
-    """``-Lap^-1 x`` on a (K, H, W) box, with the boundary of each axis given by its
-    transform (see ``_AXIS_TRANSFORM``); ``x`` is overwritten."""
-    fwd = {"dst": sfft.dst, "dct": sfft.dct}
-    inv = {"dst": sfft.idst, "dct": sfft.idct}
-    kw = dict(norm="ortho", workers=FFT_WORKERS, overwrite_x=True)
-    if ty == tx:
-        nd, ind = (sfft.dstn, sfft.idstn) if ty[0] == "dst" else (sfft.dctn, sfft.idctn)
-        y = nd(x, type=ty[1], axes=(1, 2), **kw)
-        y *= _box_inverse_eigenvalues(x.shape[1], ty, x.shape[2], tx)
-        return ind(y, type=ty[1], axes=(1, 2), **kw)
-    y = fwd[tx[0]](fwd[ty[0]](x, type=ty[1], axis=1, **kw), type=tx[1], axis=2, **kw)
-    y *= _box_inverse_eigenvalues(x.shape[1], ty, x.shape[2], tx)
-    return inv[ty[0]](inv[tx[0]](y, type=tx[1], axis=2, **kw), type=ty[1], axis=1, **kw)
 
 
 @lru_cache(maxsize=16)
