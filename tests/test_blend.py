@@ -194,11 +194,15 @@ def test_row_blocked_resampling_equals_whole_image_passes(photos, monkeypatch, h
                      .resize((w, h)), dtype=np.float32)[:, :, 1] / 255.0
     small = img[: (h + 1) // 2, : (w + 1) // 2]
     assert small.size >= pyramid.BLOCK_MIN_PIXELS  # both filters take the blocked path
-    blocked = [downsample2(img)] + [upsample2(small, (H, W)) for H in (2 * small.shape[0],
-               2 * small.shape[0] - 1) for W in (2 * small.shape[1], 2 * small.shape[1] - 1)]
+    hs, ws = small.shape
+
+    def resampled():
+        return [downsample2(img)] + [upsample2(small, (H, W)) for H in (2 * hs, 2 * hs - 1)
+                                     for W in (2 * ws, 2 * ws - 1)]
+
+    blocked = resampled()
     monkeypatch.setattr(pyramid, "BLOCK_MIN_PIXELS", 1 << 40)
-    whole = [downsample2(img)] + [upsample2(small, (H, W)) for H in (2 * small.shape[0],
-             2 * small.shape[0] - 1) for W in (2 * small.shape[1], 2 * small.shape[1] - 1)]
+    whole = resampled()
     for a, b in zip(blocked, whole):
         assert a.shape == b.shape and np.array_equal(a, b)
 
