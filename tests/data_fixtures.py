@@ -6,6 +6,7 @@ import io
 import re
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -15,7 +16,8 @@ class ArchiveServer:
     Knobs (set between requests):
       ``cut_after``: bytes of body to send before dropping the connection, for the
           next ``cuts`` requests (the response still announces the full length);
-      ``honour_range``: answer ``Range`` with 206 (True) or ignore it with 200.
+      ``honour_range``: answer ``Range`` with 206 (True) or ignore it with 200;
+      ``count_delay``: sleep between writing a body and counting it (a slow handler).
     ``requests`` logs ``(path, Range header or None)`` of every request.
     """
 
@@ -24,8 +26,11 @@ class ArchiveServer:
         self.cut_after: int | None = None
         self.cuts = 0
         self.honour_range = True
+        self.count_delay = 0.0  # seconds between writing a body and counting it
         self.requests: list[tuple[str, str | None]] = []
-        self.bytes_sent = 0
+        self._sent = 0
+        self._active = 0  # requests whose handler has not returned yet
+        self._idle = threading.Condition()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,6 +40,16 @@ class ArchiveServer:
                 pass
 
             def do_GET(self):
+                with owner._idle:
+                    owner._active += 1
+                try:
+                    self._get()
+                finally:
+                    with owner._idle:
+                        owner._active -= 1
+                        owner._idle.notify_all()
+
+            def _get(self):
                 rng = self.headers.get("Range")
                 owner.requests.append((self.path, rng))
                 if self.path != "/archive.tar":
@@ -63,17 +78,35 @@ class ArchiveServer:
                     owner.cuts -= 1
                     part = body[: owner.cut_after]
                     self.wfile.write(part)
-                    owner.bytes_sent += len(part)
+                    owner._count(len(part))
                     self.wfile.flush()
                     self.close_connection = True
                     return
                 self.wfile.write(body)
-                owner.bytes_sent += len(body)
+                self.wfile.flush()
+                time.sleep(owner.count_delay)
+                owner._count(len(body))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
                                        daemon=True)
+
+    def _count(self, n: int) -> None:
+        with self._idle:
+            self._sent += n
+
+    @property
+    def bytes_sent(self) -> int:
+        """Body bytes written so far, read once every request's handler has returned.
+
+        The client can hold the whole body before the handler thread counts it, so a
+        plain counter read right after a download may lag behind (a flaky assertion).
+        """
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._active == 0, timeout=10):
+                raise TimeoutError("a request handler did not finish within 10 s")
+            return self._sent
 
     @property
     def url(self) -> str:

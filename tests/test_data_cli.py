@@ -90,3 +90,21 @@ def test_console_script_help_lists_data_commands():
                          text=True, check=True).stdout
     for name in ("download", "crop", "demo", "composites"):
         assert name in out
+
+
+def test_cli_log_handler_follows_stderr(monkeypatch):
+    # a handler bound to the stderr of its first call kept writing to it after it was
+    # closed ("Logging error ... I/O operation on closed file")
+    import io
+    import logging
+
+    from gpgan.logs import to_stderr
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    to_stderr()
+    to_stderr()
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("gpgan.data").warning("after the swap")
+    assert second.getvalue().count("after the swap") == 1

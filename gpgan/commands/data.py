@@ -6,10 +6,9 @@ Thin front doors onto :mod:`gpgan.data`; see ``docs/data.md`` for examples.
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
 from ..errors import ConfigError
+from ..logs import to_stderr
 from . import pair
 
 
@@ -27,15 +26,6 @@ def _fractions(text: str) -> dict[str, float]:
 
 
 _range = pair(float, "LO,HI numbers")
-
-
-def _logging(quiet: bool) -> None:
-    root = logging.getLogger("gpgan")
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def register(sub) -> None:
@@ -115,7 +105,7 @@ def register(sub) -> None:
 def run_download(args) -> int:
     from ..data.download import SOURCES, TRANSIENT_URL, download, extract
 
-    _logging(args.quiet)
+    to_stderr(quiet=args.quiet)
     if args.retries < 0 or args.timeout <= 0:
         raise ConfigError("--retries must be >= 0 and --timeout > 0")
     source = SOURCES[args.source] if args.source else {}
@@ -136,7 +126,7 @@ def run_download(args) -> int:
 def run_crop(args) -> int:
     from ..data.crop import crop_dataset
 
-    _logging(args.quiet)
+    to_stderr(quiet=args.quiet)
     s = crop_dataset(args.data_path, args.bbox, args.output_dir, on_error=args.on_error)
     print(f"cropped {s.images} images of {len(s.scenes)} scenes into {args.output_dir} "
           f"({len(s.cropped)} with a box, {len(s.uncropped)} kept whole, "
@@ -149,7 +139,7 @@ def run_demo(args) -> int:
 
     from ..data.demo import build_demo_dataset
 
-    _logging(args.quiet)
+    to_stderr(quiet=args.quiet)
     t0 = time.perf_counter()
     paths = build_demo_dataset(args.out_dir, n_scenes=args.scenes, n_variants=args.variants,
                                size=args.size, seed=args.seed)
@@ -161,7 +151,7 @@ def run_demo(args) -> int:
 def run_composites(args) -> int:
     from ..data.composites import build_composites
 
-    _logging(args.quiet)
+    to_stderr(quiet=args.quiet)
     written = build_composites(args.scenes_root, args.out_dir, seed=args.seed,
                                fractions=args.fractions, n_train=args.n_train,
                                n_val=args.n_val, n_test=args.n_test,

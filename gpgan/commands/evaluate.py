@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+from ..logs import to_stderr
 
 
 def _csv_list(text: str) -> list[str]:
@@ -13,15 +13,11 @@ def _float_list(text: str) -> list[float]:
     return [float(t) for t in _csv_list(text)]
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-
-
 def _evaluate(args) -> int:
     from ..evaluate import evaluate
     from ..metrics import METRICS
 
-    _logging()
+    to_stderr()
     metrics = _csv_list(args.metrics) if args.metrics else list(METRICS)
     if args.no_lpips:
         metrics = [m for m in metrics if m != "lpips"]
@@ -35,7 +31,7 @@ def _evaluate(args) -> int:
 def _fetch_weights(args) -> int:
     from ..weights import fetch_lpips_weights
 
-    _logging()
+    to_stderr()
     path = fetch_lpips_weights(args.dest, source=args.source, archive=args.archive,
                                force=args.force)
     print(path)
@@ -45,7 +41,7 @@ def _fetch_weights(args) -> int:
 def _figures(args) -> int:
     from ..figures import make_all_figures
 
-    _logging()
+    to_stderr()
     methods = _csv_list(args.methods) if args.methods else None
     made = make_all_figures(args.run_dir, args.out, methods=methods, max_rows=args.rows)
     for name, path in made.items():
@@ -56,7 +52,7 @@ def _figures(args) -> int:
 def _beta_ablation(args) -> int:
     from ..evaluate import beta_ablation
 
-    _logging()
+    to_stderr()
     table = beta_ablation(args.test_csv, _float_list(args.betas), args.out,
                           n_images=args.n_images, band_px=args.band_px, progress=not args.quiet)
     print(table.to_string(index=False))
