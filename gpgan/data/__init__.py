@@ -1,1 +1,2 @@
-"""Data stages: download, crop, demo dataset, composites, torch Dataset."""
+"""Data stages: download, crop, demo dataset, package photos (mvtb-data), composites,
+torch Dataset."""
