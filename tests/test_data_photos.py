@@ -9,16 +9,22 @@ import hashlib
 import io
 import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image, ImageOps
 
 from gpgan.cli import main
 from gpgan.data import photos as ph
 from gpgan.errors import DownloadError, InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 # The photos the fake wheel holds (the real list is 57; see test_real_wheel_...).
 FAKE = (
@@ -266,7 +272,7 @@ def test_bad_arguments_are_input_errors(tmp_path, fake_wheel):
         assert os.listdir(tmp_path) == []
 
 
-# --- CLI --------------------------------------------------------------------------
+# --- CLI and workflow ------------------------------------------------------------------
 
 def _error_line(err: str) -> str:
     lines = [ln for ln in err.splitlines() if ln.startswith("error: ")]
@@ -294,3 +300,19 @@ def test_cli_fetch_photos_exit_codes(tmp_path, fake_wheel, local_index, capsys, 
     assert code == 0 and "wrote 4 photos in 4 groups" in out
     assert max(r["width"] for r in ph.read_photo_table(tmp_path / "b")) == 100
 
+
+def test_workflow_rule_refuses_a_wheel_that_is_not_the_pinned_one(tmp_path, fake_wheel):
+    """Rule fetch_photos against a local artefact (no network): the fake wheel is not the
+    pinned one, so the job fails with the one-line reason in its log and leaves nothing."""
+    cfg = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    cfg["dataset"]["demo"]["mvtb"] = {"wheel": str(fake_wheel[0]), "max_side": 256}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([SNAKEMAKE, "--cores", "1", "--directory", str(tmp_path),
+                           "--snakefile", str(ROOT / "Snakefile"), "resources/photos/mvtb"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    log = (tmp_path / "logs" / "fetch_photos.log").read_text()
+    assert "sha256 mismatch" in log and ph.MVTB_SHA256 in log
+    left = [p for p in (tmp_path / "resources").rglob("*") if not p.is_dir()]
+    assert left == [] and not (tmp_path / "resources" / "photos" / "mvtb").exists()

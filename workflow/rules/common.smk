@@ -20,6 +20,12 @@ def scenes_dir():
     return "resources/transient/scenes"
 
 
+def demo_options():
+    """gpgan.data.demo.build_demo_dataset keyword arguments (the mvtb photo set is
+    fetched by its own rule)."""
+    return {k: v for k, v in config["dataset"]["demo"].items() if k != "mvtb"}
+
+
 def needs_gan():
     return "gp-gan" in METHODS
 

