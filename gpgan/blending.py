@@ -77,13 +77,15 @@ def prepare_inputs(src, dst, mask, offset=None):
     """Validate and normalise inputs to float32 ``(H, W, 3)``, ``(H, W, 3)``, ``(H, W)``.
 
     Accepts arrays in any encoding :mod:`gpgan.io` knows (uint8/uint16/float, grey,
-    RGB, RGBA; masks 0/1, 0/255, RGB, alpha or soft). Without ``offset`` all three
-    must have ``dst``'s size; with it, ``mask`` has ``src``'s size and the source may
-    lie partly outside ``dst`` (clipped), not entirely.
+    RGB, RGBA; masks 0/1, 0/255, RGB, alpha or soft), scaled or refused by its one
+    rule (other integer types only in 0..255, floats only in [0, 1], no NaN/inf).
+    Without ``offset`` all three must have ``dst``'s size; with it, ``mask`` has
+    ``src``'s size and the source may lie partly outside ``dst`` (clipped), not
+    entirely.
     """
-    src = to_float_image(src)
-    dst = to_float_image(dst)
-    mask = to_mask(mask)
+    src = to_float_image(src, name="src")
+    dst = to_float_image(dst, name="dst")
+    mask = to_mask(mask, name="mask")
     if offset is None:
         if src.shape != dst.shape:
             raise InputError(f"src is {src.shape[1]}x{src.shape[0]} but dst is "

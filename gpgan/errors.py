@@ -28,3 +28,7 @@ class DownloadError(GPGANError):
 
 class TrainingError(GPGANError):
     """Training cannot go on (NaN/inf loss, bad state)."""
+
+
+class OutputError(GPGANError):
+    """An output cannot be written (folder not writable, read-only or full disk)."""

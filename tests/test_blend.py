@@ -164,6 +164,30 @@ def test_bad_inputs(scene):
         gpgan.blend(src, dst, mask[:-1], method="gp")
 
 
+@pytest.mark.parametrize("method", gpgan.METHODS)
+@pytest.mark.parametrize("where", ["src", "dst", "mask"])
+def test_nan_input_is_refused_by_every_method(scene, method, where):
+    """Issue 13, case 2: NaN gave NaN output or a misleading CG message."""
+    arrays = dict(zip(("src", "dst", "mask"), (a.copy() for a in scene)))
+    arrays[where][100, 150] = np.nan
+    with pytest.raises(InputError, match=f"{where}: contains NaN"):
+        gpgan.blend(arrays["src"], arrays["dst"], arrays["mask"], method=method,
+                    model="unused.pt")
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.uint32])
+def test_integer_arrays_blend_like_uint8(scene, dtype):
+    """Issue 13, case 2: int arrays of 0..255 are 8-bit data, not an almost white
+    image; float64 of 0..255 is refused with the fix in the message."""
+    src, dst, mask = scene
+    s8, d8 = ((a * 255 + 0.5).astype(np.uint8) for a in (src, dst))
+    ref = gpgan.blend(s8, d8, mask, method="gp")
+    out = gpgan.blend(s8.astype(dtype), d8.astype(dtype), mask, method="gp")
+    assert np.array_equal(out, ref)
+    with pytest.raises(InputError, match="src: float values must be in .*divide by 255"):
+        gpgan.blend(s8.astype(np.float64), d8.astype(np.float64), mask, method="gp")
+
+
 def test_laplacian_full_mask_returns_src(scene):
     src, dst, _ = scene
     out = gpgan.blend(src, dst, np.ones(src.shape[:2]), method="laplacian")
