@@ -188,6 +188,20 @@ def test_integer_arrays_blend_like_uint8(scene, dtype):
         gpgan.blend(s8.astype(np.float64), d8.astype(np.float64), mask, method="gp")
 
 
+@pytest.mark.parametrize("beta", [1e-9, 1e-4, 0.0, -1.0, float("nan")])
+def test_colour_weight_below_the_minimum_is_refused(scene, beta):
+    """Issue 13, case 5: beta 1e-9 left 25-49 % of the pixels black."""
+    src, dst, mask = scene
+    with pytest.raises(InputError, match="color weight .* must be >= 0.001"):
+        gpgan.blend(src, dst, mask, method="gp", color_weight=beta)
+    per_pixel = np.ones(mask.shape, np.float32)
+    per_pixel[0, 0] = beta
+    with pytest.raises(InputError, match="must be >= 0.001"):
+        gpgan.blend(src, dst, mask, method="gp", color_weight=per_pixel)
+    out = gpgan.blend(src, dst, mask, method="gp", color_weight=blending.MIN_COLOR_WEIGHT)
+    assert (out.max(axis=2) <= 1 / 255).mean() < 0.01  # not black
+
+
 def test_laplacian_full_mask_returns_src(scene):
     src, dst, _ = scene
     out = gpgan.blend(src, dst, np.ones(src.shape[:2]), method="laplacian")
