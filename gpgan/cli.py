@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from . import __version__
@@ -17,6 +18,21 @@ from .errors import GPGANError
 
 # Sub-command modules under gpgan.commands, in help order.
 COMMANDS = ("blend", "data", "train", "evaluate")
+
+# Options whose value may start with "-": argparse takes "--offset -10,-20" for an
+# option followed by another option ("expected one argument"); glued into
+# "--offset=-10,-20", the form argparse accepts.
+NEGATIVE_VALUE_OPTIONS = ("--offset",)
+
+
+def _glue_negative_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in NEGATIVE_VALUE_OPTIONS and re.match(r"-\d", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args) or 0)
     except GPGANError as exc:

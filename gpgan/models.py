@@ -235,12 +235,22 @@ def _torch_load(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model checkpoint")
+    expected = ("expected a .pt checkpoint written by gpgan train or the workflow, e.g. "
+                "results/demo/model/best.pt")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # torch.save writes a zip archive (b"PK"), older versions a pickle (b"\x80")
+    if head[:2] != b"PK" and head[:1] != b"\x80":
+        raise ModelError(f"{path}: not a torch checkpoint; {expected}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile,
-            ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a readable torch checkpoint ({first[:160]})") from None
+    except pickle.UnpicklingError:
+        raise ModelError(f"{path}: not a readable torch checkpoint (it holds objects other "
+                         f"than tensors and plain data, never unpickled); {expected}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
+            IndexError) as exc:
+        raise ModelError(f"{path}: not a readable torch checkpoint (damaged or truncated: "
+                         f"{type(exc).__name__}); {expected}") from None
     if not isinstance(obj, dict):
         raise ModelError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a dict")
     return obj

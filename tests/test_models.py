@@ -125,8 +125,11 @@ def test_checkpoint_of_another_architecture_is_one_line_model_error(tmp_path):
     with pytest.raises(ModelError, match="no such model"):
         load_generator(tmp_path / "missing.pt", device="cpu")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match="not a readable torch checkpoint"):
+    with pytest.raises(ModelError, match="not a torch checkpoint; expected a .pt"):
         load_generator(tmp_path / "junk.pt", device="cpu")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "bad.pt").read_bytes()[:2000])
+    with pytest.raises(ModelError, match="damaged or truncated"):
+        load_generator(tmp_path / "cut.pt", device="cpu")
 
 
 class _Evil:

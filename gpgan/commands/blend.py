@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from pathlib import Path
 
 from ..errors import InputError
 from . import pair
@@ -10,9 +13,13 @@ from . import pair
 
 _offset = pair(int, "Y,X integers")
 
+#: Images at least this large (megapixels) get a progress line per pyramid level.
+PROGRESS_MEGAPIXELS = 4.0
+
 
 def register(sub) -> None:
-    from ..blending import METHODS
+    from ..blending import METHODS, MIN_COLOR_WEIGHT
+    from ..io import MAX_MEGAPIXELS
 
     p = sub.add_parser("blend", help="blend a source object into a destination image",
                        description="Blend SRC into DST where MASK is non-zero; write OUT "
@@ -22,14 +29,16 @@ def register(sub) -> None:
     p.add_argument("--mask", required=True,
                    help="object mask: 0/1, 0/255, RGB, alpha channel or soft; dst's size, "
                         "or src's size with --offset")
-    p.add_argument("--out", required=True, help="output image (.png, .jpg, .tif, ...)")
+    p.add_argument("--out", required=True,
+                   help="output image (.png, .jpg, .tif, ...); never one of the inputs")
     p.add_argument("--method", default="gp-gan", choices=METHODS, help="default: gp-gan")
     p.add_argument("--model", help="Blending GAN checkpoint (gp-gan)")
-    p.add_argument("--color-weight", type=float, default=1.0, help="beta (default 1.0)")
+    p.add_argument("--color-weight", type=float, default=1.0,
+                   help=f"beta (default 1.0, at least {MIN_COLOR_WEIGHT:g})")
     p.add_argument("--solver", choices=("cg", "dct"), default="cg")
     p.add_argument("--offset", type=_offset, metavar="Y,X",
-                   help="top-left of src in dst (src may be smaller; parts outside are "
-                        "clipped)")
+                   help="top-left of src in dst, may be negative (--offset -10,-20); src "
+                        "may be smaller; parts outside are clipped")
     p.add_argument("--pyramid", choices=("aspect", "reference"), default="aspect")
     p.add_argument("--preserve-background", action="store_true",
                    help="hold pixels farther than --band px from the mask at dst")
@@ -38,26 +47,74 @@ def register(sub) -> None:
                    help="poisson: Dirichlet on the mask's border (Perez, default) or on its "
                         "bounding box (OpenCV seamlessClone's variant, faster)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (gp-gan)")
+    p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS,
+                   help=f"refuse larger images before reading them (default "
+                        f"{MAX_MEGAPIXELS:g}; a GP blend needs ~100 bytes per pixel)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+class _LevelProgress(list):
+    """The ``infos`` list of :func:`gpgan.blending.gp_pyramid`, printing a line to
+    stderr as each pyramid level is appended."""
+
+    def __init__(self, levels: int):
+        super().__init__()
+        self.levels, self.t0 = levels, time.perf_counter()
+
+    def append(self, info) -> None:
+        super().append(info)
+        h, w = info["size"]
+        print(f"  level {info['level'] + 1}/{self.levels} ({w}x{h}) done at "
+              f"{time.perf_counter() - self.t0:.1f} s", file=sys.stderr, flush=True)
+
+
 def run(args) -> int:
-    from ..blending import blend
+    from ..blending import blend, check_color_weight
     from ..io import check_output_path, read_image, read_mask, write_image
+    from ..pyramid import level_sizes
 
     if args.band < 0:
         raise InputError(f"--band must be >= 0, got {args.band}")
-    check_output_path(args.out)
-    src, dst, mask = read_image(args.src), read_image(args.dst), read_mask(args.mask)
+    if args.max_megapixels <= 0:
+        raise InputError(f"--max-megapixels must be > 0, got {args.max_megapixels:g}")
+    if args.method in ("gp", "gp-gan"):
+        check_color_weight(args.color_weight)
+    out = Path(args.out)
+    for flag in ("src", "dst", "mask", "model"):
+        given = getattr(args, flag)
+        if given and _same_file(out, Path(given)):
+            raise InputError(f"--out {out} is the --{flag} file; write the result elsewhere")
+    check_output_path(out)
+    limit = args.max_megapixels
+    src, dst = read_image(args.src, max_megapixels=limit), read_image(args.dst,
+                                                                         max_megapixels=limit)
+    mask = read_mask(args.mask, max_megapixels=limit)
+    h, w = dst.shape[:2]
+    infos = None
+    if not args.quiet and h * w >= PROGRESS_MEGAPIXELS * 1e6:
+        levels = len(level_sizes(h, w, 64, args.pyramid)) if args.method in ("gp", "gp-gan") \
+            else 0
+        print(f"{args.method}: blending {w}x{h} ({h * w / 1e6:.1f} MP)"
+              + (f", {levels} pyramid levels" if levels else ""), file=sys.stderr, flush=True)
+        infos = _LevelProgress(levels) if levels else None
     t0 = time.perf_counter()
-    out = blend(src, dst, mask, method=args.method, offset=args.offset,
-                color_weight=args.color_weight, solver=args.solver, model=args.model,
-                pyramid=args.pyramid, preserve_background=args.preserve_background,
-                band=args.band, device=args.device, poisson_boundary=args.poisson_boundary)
+    result = blend(src, dst, mask, method=args.method, offset=args.offset,
+                   color_weight=args.color_weight, solver=args.solver, model=args.model,
+                   pyramid=args.pyramid, preserve_background=args.preserve_background,
+                   band=args.band, device=args.device, poisson_boundary=args.poisson_boundary,
+                   infos=infos)
     seconds = time.perf_counter() - t0
-    write_image(args.out, out)
+    write_image(out, result)
     if not args.quiet:
-        h, w = out.shape[:2]
         print(f"{args.method}: {w}x{h} in {seconds:.3f} s -> {args.out}")
     return 0
