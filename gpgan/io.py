@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 import threading
 import warnings
@@ -50,6 +51,7 @@ __all__ = [
     "write_image",
     "check_output_path",
     "atomic_path",
+    "move_contents",
 ]
 
 #: Largest image (width x height, in millions of pixels) read by default. A 100 MP
@@ -345,6 +347,28 @@ class atomic_path:
         if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
             raise _write_error(self.path, exc) from None
         return False
+
+
+def move_contents(folder, target) -> Path:
+    """Move every entry of ``folder`` into ``target``, replacing entries of the same
+    name, then remove ``folder`` (``target`` is ``folder`` renamed, with the
+    permissions the umask gives a new folder, when it does not exist yet). With
+    ``folder`` a temporary sibling of ``target`` (``tempfile.mkdtemp``), a step that
+    writes many files publishes them only once all were written."""
+    folder, target = Path(folder), Path(target)
+    if not target.exists():
+        os.chmod(folder, 0o777 & ~_umask())
+        os.replace(folder, target)
+        return target
+    for child in folder.iterdir():
+        dst = target / child.name
+        if dst.is_dir() and not dst.is_symlink():
+            shutil.rmtree(dst)
+        elif dst.exists() or dst.is_symlink():
+            dst.unlink()
+        os.replace(child, dst)
+    folder.rmdir()
+    return target
 
 
 _EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm"}

@@ -66,6 +66,26 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, needle):
     assert code == 2 and needle in _error_line(err)
 
 
+@pytest.mark.parametrize("extra, needle", [
+    (["--n-train", "-5"], "n_train must be an integer >= 0"),
+    (["--coverage", "0.5,0.2"], "coverage range"),
+    (["--ratio", "0"], "0 < ratio <= 1"),
+    (["--masks-root", "{tmp}/no-masks"], "no such masks folder"),
+])
+def test_composites_refuse_before_writing_anything(tmp_path, capsys, extra, needle):
+    """Issue 13, case 6: negative counts exited 0 with only splits.csv written; bad
+    --coverage / --ratio left splits.csv, train.csv and val.csv behind."""
+    scenes = tmp_path / "scenes"
+    _run(capsys, "demo", "--out-dir", str(scenes), "--scenes", "3", "--variants", "2",
+         "--size", "48", "-q")
+    comp = tmp_path / "comp"
+    code, _, err = _run(capsys, "composites", "--scenes-root", str(scenes), "--out-dir",
+                        str(comp), "--n-train", "20", "--n-val", "5", "--n-test", "1",
+                        *[a.format(tmp=tmp_path) for a in extra])
+    assert code == 2 and needle in _error_line(err)
+    assert not comp.exists()
+
+
 def test_download_and_extract(tmp_path, capsys):
     data = make_tar([("file", "imageAlignedLD/s/1.txt", b"one")])
     sha = hashlib.sha256(data).hexdigest()
@@ -79,7 +99,8 @@ def test_download_and_extract(tmp_path, capsys):
         assert code == 2 and "sha256 mismatch" in _error_line(err)
     evil = tmp_path / "evil.tar"
     evil.write_bytes(make_tar([("file", "../evil", b"x")]))
-    code, _, err = _run(capsys, "download", "--url", evil.as_uri(), "--out", str(evil),
+    code, _, err = _run(capsys, "download", "--url", evil.as_uri(), "--out",
+                        str(tmp_path / "evil_copy.tar"),
                         "--extract-to", str(tmp_path / "x"), "-q")
     assert code == 2 and "refusing unsafe archive" in _error_line(err)
     assert not (tmp_path / "evil").exists()

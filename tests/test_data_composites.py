@@ -202,3 +202,63 @@ def test_build_composites_respects_splits(demo, tmp_path):
         assert {split_of[r[0]] for r in rows} == {name}
     _, test_rows = _rows(out / "test.csv")
     assert len(test_rows) == 4 and {split_of[r[1]] for r in test_rows} == {"test"}
+
+
+# ---------------------------------------------------------------- hostile input (issue 13)
+@pytest.mark.parametrize("bad, needle", [
+    (dict(n_train=-5), "n_train must be an integer >= 0"),
+    (dict(n_test=-1), "n_test must be an integer >= 0"),
+    (dict(coverage=(0.5, 0.2)), "coverage range"),
+    (dict(ratio=2.0), "0 < ratio <= 1"),
+    (dict(max_size=4), "max_size"),
+    (dict(masks_root="no/such/masks"), "no such masks folder"),
+])
+def test_build_composites_checks_everything_before_writing(demo, tmp_path, bad, needle):
+    """Case 6: negative counts, bad ranges and a missing masks folder were found after
+    splits.csv, train.csv and val.csv had been written (or not at all)."""
+    out = tmp_path / "run"
+    options = dict(n_train=50, n_val=10, n_test=2) | bad
+    with pytest.raises((ConfigError, InputError), match=needle):
+        build_composites(demo, out, **options)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_one_scene_cannot_make_a_validation_split(demo, tmp_path):
+    """Case 6: one scene went to train and val/test were silently missing."""
+    root = tmp_path / "one"
+    shutil.copytree(demo / "rocket_00", root / "rocket_00")
+    with pytest.raises(ConfigError, match=r"1 usable scene\(s\) leave the val split .* "
+                                          r"need at least 3 scenes"):
+        build_composites(root, tmp_path / "run", n_train=50, n_val=10, n_test=2)
+    assert not (tmp_path / "run").exists()
+    written = build_composites(root, tmp_path / "run", n_train=50, n_val=10, n_test=2,
+                               fractions={"train": 1.0, "val": 0.0, "test": 0.0})
+    assert set(written) == {"splits", "train"}  # asked for: no val, no test
+
+
+def test_masks_root_without_masks_for_the_test_scenes(demo, tmp_path):
+    """Case 6: a masks folder holding none of the test scenes silently meant random
+    blobs."""
+    (tmp_path / "masks" / "some_other_scene").mkdir(parents=True)
+    with pytest.raises(InputError, match="no masks for any of the"):
+        build_composites(demo, tmp_path / "run", n_train=50, n_val=10, n_test=2,
+                         masks_root=tmp_path / "masks")
+    assert not (tmp_path / "run").exists()
+
+
+def test_failure_half_way_leaves_the_earlier_run_intact(demo, tmp_path):
+    """Case 6: a run that fails while writing test composites (here: an unreadable
+    object mask) leaves out_dir exactly as the earlier run left it."""
+    out = tmp_path / "run"
+    build_composites(demo, out, seed=4, n_train=50, n_val=10, n_test=3)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    masks = tmp_path / "masks"
+    for scene in list_scenes(demo):
+        (masks / scene).mkdir(parents=True)
+        (masks / scene / "m.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match="not a readable image"):
+        build_composites(demo, out, seed=5, n_train=60, n_val=10, n_test=3,
+                         masks_root=masks)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks", "run"]  # no temp left

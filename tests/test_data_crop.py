@@ -116,3 +116,25 @@ def test_bad_arguments(tmp_path, data_root):
         crop_dataset(tmp_path / "nowhere", None, tmp_path / "o")
     with pytest.raises(InputError, match="on_error"):
         crop_dataset(data_root, None, tmp_path / "o", on_error="ignore")
+
+
+def test_one_bad_box_writes_no_scene(tmp_path, data_root):
+    """Issue 13, case 6: the scenes before the out-of-bounds box were already written."""
+    bbox = _bbox(tmp_path, "coffee:0,0,50,50\nrocket:0,0,121,100\n")  # rocket: 120 rows
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="rocket.* does not fit"):
+        crop_dataset(data_root, bbox, out)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bbox.txt", "imageAlignedLD"]
+
+
+def test_failed_crop_leaves_the_earlier_output_intact(tmp_path, data_root):
+    """Issue 13, case 6: a crop that fails half-way had replaced part of the output."""
+    out = tmp_path / "out"
+    crop_dataset(data_root, None, out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    bad = data_root / "rocket" / "2.png"  # the last scene: found after coffee's crops
+    bad.write_bytes((data_root / "rocket" / "0.png").read_bytes()[:200])
+    with pytest.raises(InputError, match=str(bad)):
+        crop_dataset(data_root, _bbox(tmp_path, "coffee:0,0,50,50\n"), out)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

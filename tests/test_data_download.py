@@ -52,6 +52,26 @@ def test_download_records_sha256_when_none_given(server, archive, tmp_path, caps
     assert len(server.requests) == n
 
 
+def test_existing_file_with_nothing_to_verify_is_not_claimed(server, tmp_path, capsys):
+    """Issue 13, case 6: an existing junk file without a recorded checksum was reported
+    "downloaded" without fetching or checking anything."""
+    from gpgan.cli import main
+
+    junk = tmp_path / "aligned_images.tar"
+    junk.write_bytes(b"junk")
+    with pytest.raises(DownloadError, match="already exists and there is nothing to verify"):
+        download(server.url, junk, progress=False)
+    code = main(["download", "--url", server.url, "--out", str(junk), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert "pass its sha256, or delete it" in err
+    assert server.requests == [] and junk.read_bytes() == b"junk"
+    # with its checksum it is verified, and said so
+    code = main(["download", "--url", server.url, "--out", str(junk), "-q",
+                 "--sha256", _sha(b"junk")])
+    assert code == 0 and capsys.readouterr().out.startswith("verified existing ")
+
+
 def test_resume_after_connection_cut_half_way(server, archive, tmp_path):
     half = len(archive) // 2
     server.cut_after, server.cuts = half, 1

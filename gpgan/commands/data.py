@@ -7,6 +7,7 @@ Thin front doors onto :mod:`gpgan.data`; see ``docs/data.md`` for examples.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..errors import ConfigError
 from ..logs import to_stderr
@@ -127,14 +128,16 @@ def run_download(args) -> int:
     url = args.url or source.get("url", TRANSIENT_URL)
     sha = args.sha256 or source.get("sha256", "")
     size = args.size if args.size is not None else source.get("size")
+    existed = Path(args.out).exists()
     path = download(url, args.out, sha256=sha, expected_size=size, retries=args.retries,
                     timeout=args.timeout, progress=not args.quiet)
+    done = "verified existing" if existed else "downloaded"
     if args.extract_to:
         extract(path, args.extract_to, strip_components=args.strip_components,
                 include=args.include)
-        print(f"extracted {path} into {args.extract_to}")
+        print(f"{done} {path}; extracted it into {args.extract_to}")
     else:
-        print(f"downloaded {path}")
+        print(f"{done} {path}")
     return 0
 
 

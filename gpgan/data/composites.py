@@ -39,13 +39,14 @@ import csv
 import logging
 import math
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, InputError
-from ..io import atomic_path, read_mask
+from ..io import atomic_path, move_contents, read_mask
 from .crop import list_images
 
 __all__ = [
@@ -160,6 +161,27 @@ def _check_fractions(fractions) -> dict[str, float]:
     if not fractions or (vals < 0).any() or not math.isclose(vals.sum(), 1.0, abs_tol=1e-6):
         raise ConfigError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
     return fractions
+
+
+def _check_geometry(image_size, ratio) -> None:
+    if image_size < 2 or not 0 < ratio <= 1:
+        raise ConfigError(f"need image_size >= 2 and 0 < ratio <= 1, got {image_size}, {ratio}")
+
+
+def _check_test_options(coverage, max_size, masks_root) -> tuple[float, float]:
+    """Validate the test-composite options; returns the coverage range."""
+    try:
+        lo, hi = (float(c) for c in coverage)
+    except (TypeError, ValueError):
+        raise ConfigError(f"coverage must be two numbers LO,HI, got {coverage!r}") from None
+    if not 0 < lo <= hi < 1:
+        raise ConfigError(f"coverage range must satisfy 0 < lo <= hi < 1, got {coverage}")
+    if max_size is not None and max_size < 8:
+        raise ConfigError(f"max_size must be >= 8, got {max_size}")
+    if masks_root is not None and not Path(masks_root).is_dir():
+        raise InputError(f"{masks_root}: no such masks folder (expected "
+                         "<masks_root>/<scene>/*.png)")
+    return lo, hi
 
 
 def split_scenes(scenes, fractions=None, seed: int = 0) -> dict[str, list[str]]:
@@ -291,8 +313,7 @@ def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: 
     """
     if n_samples < 1:
         raise ConfigError(f"n_samples must be >= 1, got {n_samples}")
-    if image_size < 2 or not 0 < ratio <= 1:
-        raise ConfigError(f"need image_size >= 2 and 0 < ratio <= 1, got {image_size}, {ratio}")
+    _check_geometry(image_size, ratio)
     root = Path(scenes_root)
     index, names = _paired_scenes(root, scenes, on_error, "scene with two images for "
                                   "training pairs")
@@ -398,7 +419,8 @@ def make_test_composites(scenes_root, scenes, out_dir, *, n: int, seed: int,
         Object masks ``<masks_root>/<scene>/*.png`` (e.g. the GP-GAN repository's
         masks, in the geometry of the scene images; resized with nearest neighbour if
         their size differs). A scene with masks uses one of them (seeded choice);
-        other scenes get :func:`random_blob_mask`.
+        other scenes get :func:`random_blob_mask` (logged). A missing folder, or one
+        with masks for none of the test scenes, is an :class:`InputError`.
     on_error : {"fail", "skip"}
         See :func:`list_scenes`.
 
@@ -409,14 +431,19 @@ def make_test_composites(scenes_root, scenes, out_dir, *, n: int, seed: int,
     """
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
-    lo, hi = (float(c) for c in coverage)
-    if not 0 < lo <= hi < 1:
-        raise ConfigError(f"coverage range must satisfy 0 < lo <= hi < 1, got {coverage}")
-    if max_size is not None and max_size < 8:
-        raise ConfigError(f"max_size must be >= 8, got {max_size}")
+    lo, hi = _check_test_options(coverage, max_size, masks_root)
     root = Path(scenes_root)
     out_dir = Path(out_dir)
     index, names = _paired_scenes(root, scenes, on_error, "test scene with two images")
+    if masks_root is not None:
+        without = [s for s in names if not _object_masks(masks_root, s)]
+        if len(without) == len(names):
+            raise InputError(f"{masks_root}: no masks for any of the {len(names)} test "
+                             f"scene(s) (expected <masks_root>/<scene>/*.png, e.g. "
+                             f"{names[0]}/)")
+        if without:
+            log.warning("%d test scene(s) without masks in %s get random blob masks: %s",
+                        len(without), masks_root, ", ".join(without))
     rng = np.random.default_rng(seed)
     order = [names[i] for i in rng.permutation(len(names))]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -457,11 +484,15 @@ def make_test_composites(scenes_root, scenes, out_dir, *, n: int, seed: int,
                 im.save(tmp, format="PNG")
         rows.append((cid, scene, f"{cid}/src.png", f"{cid}/dst.png", f"{cid}/mask.png",
                      f"{cid}/gt.png", h, w, f"{float(m.mean()):.6f}"))
-    # remove stale composites of an earlier run with a larger n (idempotent output)
+    _remove_stale_composites(out_dir, n)
+    return _write_csv(out_dir / "test.csv", TEST_COLUMNS, rows)
+
+
+def _remove_stale_composites(out_dir: Path, n: int) -> None:
+    """Remove test composites of an earlier run with a larger n (idempotent output)."""
     for p in out_dir.iterdir():
         if p.is_dir() and p.name.isdigit() and len(p.name) == 4 and int(p.name) >= n:
             shutil.rmtree(p)
-    return _write_csv(out_dir / "test.csv", TEST_COLUMNS, rows)
 
 
 def read_test_csv(test_csv):
@@ -499,9 +530,16 @@ def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
     """All composite outputs of one run: splits, train/val manifests, test composites.
 
     Writes ``<out_dir>/splits.csv`` (``scene,split``), ``train.csv`` and ``val.csv``
-    (:func:`write_train_manifest`; a split with no scene gets no file) and the test
-    composites with ``test.csv`` (:func:`make_test_composites`) in ``out_dir``.
-    Sub-seeds are derived from ``seed`` so that the parts are independent.
+    (:func:`write_train_manifest`; a split with fraction 0 or count 0 gets no file)
+    and the test composites with ``test.csv`` (:func:`make_test_composites`) in
+    ``out_dir``. Sub-seeds are derived from ``seed`` so that the parts are
+    independent.
+
+    Every count (``>= 0``), range and path is checked before anything is written, and
+    so is that each split with a positive fraction and count gets at least one scene
+    (one scene cannot make a validation or test split). Everything is written into a
+    temporary sibling folder first and moved into ``out_dir`` at the end, so a run
+    that fails leaves ``out_dir`` as it was.
 
     Returns
     -------
@@ -510,22 +548,43 @@ def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
         written.
     """
     fractions = _check_fractions(fractions)
+    counts = {"train": n_train, "val": n_val, "test": n_test}
+    for name, count in counts.items():
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+            raise ConfigError(f"n_{name} must be an integer >= 0, got {count!r}")
+    _check_geometry(image_size, ratio)
+    _check_test_options(coverage, max_size, masks_root)
     index = list_scenes(scenes_root, on_error=on_error)
     splits = split_scenes(index, fractions, seed)
+    wanted = [k for k in counts if fractions.get(k, 0) > 0 and counts[k] > 0]
+    for name in wanted:
+        if not splits.get(name):
+            raise ConfigError(
+                f"{scenes_root}: {len(index)} usable scene(s) leave the {name} split "
+                f"(fraction {fractions[name]:g}) empty: need at least {len(wanted)} "
+                f"scenes, or set its fraction (or n_{name}) to 0")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    seeds = np.random.SeedSequence(seed).generate_state(3)
-    written = {"splits": _write_csv(out_dir / "splits.csv", ("scene", "split"),
-                                    [(s, k) for k, v in splits.items() for s in v])}
-    for k, (name, count) in enumerate((("train", n_train), ("val", n_val))):
-        if splits.get(name) and count > 0:
-            written[name] = write_train_manifest(
-                scenes_root, {s: index[s] for s in splits[name]}, count,
-                out_dir / f"{name}.csv", seed=int(seeds[k]), image_size=image_size,
-                ratio=ratio)
-    if splits.get("test") and n_test > 0:
-        written["test"] = make_test_composites(
-            scenes_root, {s: index[s] for s in splits["test"]}, out_dir, n=n_test,
-            seed=int(seeds[2]), coverage=coverage, max_size=max_size,
-            masks_root=masks_root)
-    return written
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
+                                 dir=out_dir.parent))
+    try:
+        seeds = np.random.SeedSequence(seed).generate_state(3)
+        written = {"splits": _write_csv(work / "splits.csv", ("scene", "split"),
+                                        [(s, k) for k, v in splits.items() for s in v])}
+        for k, name in enumerate(("train", "val")):
+            if name in wanted:
+                written[name] = write_train_manifest(
+                    scenes_root, {s: index[s] for s in splits[name]}, counts[name],
+                    work / f"{name}.csv", seed=int(seeds[k]), image_size=image_size,
+                    ratio=ratio)
+        if "test" in wanted:
+            written["test"] = make_test_composites(
+                scenes_root, {s: index[s] for s in splits["test"]}, work, n=n_test,
+                seed=int(seeds[2]), coverage=coverage, max_size=max_size,
+                masks_root=masks_root)
+        move_contents(work, out_dir)
+        if "test" in wanted:
+            _remove_stale_composites(out_dir, n_test)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {k: out_dir / p.name for k, p in written.items()}

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-from ..io import atomic_path
+from ..io import atomic_path, move_contents
 
 __all__ = ["read_bbox", "crop_dataset", "CropSummary", "IMAGE_EXTS", "list_images"]
 
@@ -137,8 +139,11 @@ def crop_dataset(data_path, bbox_path, output_dir, *, on_error: str = "fail") ->
         Bounding-box file (see :func:`read_bbox`); ``None`` keeps all images whole.
     output_dir : path-like
         Written as ``<output_dir>/<scene>/<stem>.png`` (lossless, 8-bit RGB or grey,
-        pixels copied exactly). Files are written atomically; re-running overwrites
-        them with identical bytes.
+        pixels copied exactly). Every box is checked against every image's size (from
+        the file headers) before anything is written; the images are written into a
+        temporary sibling folder and moved into ``output_dir`` once all are done, so
+        a failure leaves ``output_dir`` as it was. Re-running replaces each scene
+        folder with identical bytes.
     on_error : {"fail", "skip"}
         What to do with an unreadable/corrupt image: raise :class:`InputError` with its
         path, or log a warning with its path and leave it out.
@@ -167,12 +172,43 @@ def crop_dataset(data_path, bbox_path, output_dir, *, on_error: str = "fail") ->
     scene_dirs = sorted(p for p in data_path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not scene_dirs:
         raise InputError(f"{data_path}: no scene folders inside")
+    for sdir in scene_dirs:  # every box must fit before anything is written
+        if sdir.name in boxes:
+            _check_box_fits(sdir, boxes[sdir.name], bbox_path)
     summary = CropSummary()
     present = {p.name for p in scene_dirs}
     summary.missing = sorted(set(boxes) - present)
     for scene in summary.missing:
         log.warning("%s:%d: scene %r has a box but no folder in %s", bbox_path,
                     boxes[scene][1], scene, data_path)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial",
+                                 dir=output_dir.parent))
+    try:
+        _crop_scenes(scene_dirs, boxes, work, on_error, summary)
+        move_contents(work, output_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def _check_box_fits(sdir: Path, entry, bbox_path) -> None:
+    """Raise (file:line) if the box does not fit an image of the scene (header sizes;
+    unreadable files are left to the crop itself)."""
+    (sx, sy, ex, ey), lineno = entry
+    for img_path in list_images(sdir):
+        try:
+            with Image.open(img_path) as im:
+                w, h = im.size
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            continue
+        if ex > h or ey > w:
+            raise InputError(f"{bbox_path}:{lineno}: box {sx},{sy},{ex},{ey} of scene "
+                             f"{sdir.name!r} does not fit {img_path} ({h}x{w}, rows x cols)")
+
+
+def _crop_scenes(scene_dirs, boxes, output_dir: Path, on_error: str,
+                 summary: CropSummary) -> None:
     for sdir in scene_dirs:
         scene = sdir.name
         images = list_images(sdir)
@@ -192,12 +228,8 @@ def crop_dataset(data_path, bbox_path, output_dir, *, on_error: str = "fail") ->
                 log.warning("skipping %s", exc)
                 summary.skipped.append(str(img_path))
                 continue
-            if entry is not None:
-                (sx, sy, ex, ey), lineno = entry
-                h, w = arr.shape[:2]
-                if ex > h or ey > w:
-                    raise InputError(f"{bbox_path}:{lineno}: box {sx},{sy},{ex},{ey} of scene "
-                                     f"{scene!r} does not fit {img_path} ({h}x{w}, rows x cols)")
+            if entry is not None:  # fits: checked by _check_box_fits
+                (sx, sy, ex, ey), _ = entry
                 arr = arr[sx:ex, sy:ey]
             out = output_dir / scene / (img_path.stem + ".png")
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -208,4 +240,3 @@ def crop_dataset(data_path, bbox_path, output_dir, *, on_error: str = "fail") ->
             summary.scenes.append(scene)
             (summary.cropped if entry is not None else summary.uncropped).append(scene)
             summary.images += written
-    return summary

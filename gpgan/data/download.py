@@ -15,7 +15,7 @@ out of the target and device files make it refuse the whole archive before a sin
 file is written. Extraction goes to a temporary sibling folder that is renamed into
 place, so an interrupted run leaves nothing half-extracted.
 
-Only the standard library (:mod:`urllib`) and :mod:`tqdm` are used.
+Downloads use only the standard library (:mod:`urllib`) and :mod:`tqdm`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from http.client import HTTPException
 from pathlib import Path
 
 from ..errors import DownloadError
+from ..io import move_contents
 
 __all__ = [
     "TRANSIENT_URL",
@@ -277,7 +278,9 @@ def download(url: str, dest, *, sha256: str | None = None, expected_size: int | 
     Returns
     -------
     pathlib.Path
-        ``dest``. When ``dest`` already exists and verifies, nothing is downloaded.
+        ``dest``. When ``dest`` already exists and verifies against the checksum
+        (given or recorded) or the expected size, nothing is downloaded; an existing
+        ``dest`` with nothing to verify it against is refused, never claimed.
 
     Raises
     ------
@@ -291,8 +294,11 @@ def download(url: str, dest, *, sha256: str | None = None, expected_size: int | 
     if sha is None:
         sha = _read_sidecar(side)
     if dest.exists():
-        if sha is not None or expected_size is not None:
-            _verify(dest, sha, expected_size, dest)
+        if sha is None and expected_size is None:
+            raise DownloadError(f"{dest} already exists and there is nothing to verify it "
+                                f"against (no sha256 given, no {side.name}): pass its "
+                                "sha256, or delete it to download again")
+        _verify(dest, sha, expected_size, dest)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -444,17 +450,7 @@ def extract(archive, target, *, strip_components: int = 0, include: str | None =
                 tf.extractall(tmp, members=selected, filter="data")
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise DownloadError(f"{archive}: extraction failed ({exc})") from None
-        if target.exists():
-            for child in tmp.iterdir():
-                dst = target / child.name
-                if dst.is_dir() and not dst.is_symlink():
-                    shutil.rmtree(dst)
-                elif dst.exists() or dst.is_symlink():
-                    dst.unlink()
-                os.replace(child, dst)
-            tmp.rmdir()
-        else:
-            os.replace(tmp, target)
+        move_contents(tmp, target)
         with open(marker, "a") as f:
             f.write(stamp)
     finally:
