@@ -151,10 +151,73 @@ def test_second_run_does_nothing_and_report_builds(tiny_run):
     assert len(html) > 100_000 and "qualitative.png" in html
 
 
+def readme_recovery_commands() -> list[list[str]]:
+    """The commands of the README's "After a hard kill" block, without "snakemake"."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("**After a hard kill**"):].split("```bash", 1)[1]
+    lines = [ln.split("#")[0].split() for ln in block.split("```", 1)[0].splitlines()]
+    commands = [ln[1:] for ln in lines if ln and ln[0] == "snakemake"]
+    assert commands == [["--unlock"], ["--cores", "all", "--rerun-incomplete"]], commands
+    return commands
+
+
+def test_truncated_blend_is_noticed_by_a_rerun(tiny_run):
+    """Issue 13, case 8: a blended PNG truncated after the run (a bad copy, a full
+    disk) was not noticed: directory outputs hide their files from Snakemake. Each
+    blend is an output of its own now, so the rerun evaluates again and fails naming
+    the file; deleting it (as the message says) makes the rerun redo that blend."""
+    wd = tiny_run[0]
+    png = wd / "results/test/blends/gp/0001.png"
+    data = png.read_bytes()
+    png.write_bytes(data[: len(data) // 2])
+    proc = smk("--cores", "2", "--directory", wd, "--snakefile", ROOT / "Snakefile",
+               check=False)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    log = (wd / "logs/test/evaluate.log").read_text()
+    assert f"{png.relative_to(wd)}: truncated image file" in log, log[-2000:]
+    png.unlink()
+    proc = smk("--cores", "2", "--directory", wd, "--snakefile", ROOT / "Snakefile")
+    assert re.search(r"^blend\s+1$", proc.stdout + proc.stderr, re.M)
+    from gpgan.io import read_image
+
+    assert read_image(png).shape == read_image(png.parent / "0000.png").shape
+
+
+def test_impossible_config_stops_before_any_job(tmp_path):
+    """Issue 13, case 8: a split fraction of 0 (the run died with Snakemake's
+    "filesystem latency" message), fractions not summing to 1 (passed the dry run)
+    and a run name escaping results/ are stopped while the workflow is parsed."""
+    base = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    cases = [
+        (("composites", "fractions", "val"), 0, "less than or equal to the minimum of 0"),
+        (("composites", "fractions", "test"), 0, "less than or equal to the minimum of 0"),
+        (("composites", "fractions", "train"), 0.6, "fractions must sum to 1, got 1.1"),
+        (("run",), "..", "'..' does not match"),
+        (("run",), "../elsewhere", "does not match"),
+        (("run",), "a/b", "does not match"),
+        (("blend", "color_weight"), 1e-9, "less than the minimum of 0.001"),
+    ]
+    for i, (keys, value, needle) in enumerate(cases):
+        cfg = yaml.safe_load(yaml.safe_dump(base))
+        *parents, last = keys
+        node = cfg
+        for k in parents:
+            node = node[k]
+        node[last] = value
+        wd = workdir_with(tmp_path / f"case{i}" / "wd", cfg)
+        proc = smk("-n", "--cores", "1", "--directory", wd, "--snakefile",
+                   ROOT / "Snakefile", check=False)
+        text = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and needle in text, (keys, value, text[-1500:])
+        assert "Job stats" not in text and not (wd / "results").exists()
+        assert not (wd.parent / "elsewhere").exists()
+
+
 @pytest.mark.slow
 def test_killed_training_resumes_from_its_checkpoint(tmp_path):
-    """Kill Snakemake during training; the rerun resumes from the last checkpoint in
-    results/<run>/state (never a declared output, so never deleted)."""
+    """Kill Snakemake during training; the README's recovery (unlock, rerun with
+    --rerun-incomplete) resumes from the last checkpoint in results/<run>/state
+    (never a declared output, so never deleted)."""
     cfg = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
     cfg["train"].update(iterations=400, checkpoint_every=5, log_every=5)
     cfg["blend"]["methods"] = ["copy-paste", "gp-gan"]
@@ -175,10 +238,13 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path):
     assert not (wd / "results/test/done").exists()
     cfg["train"]["iterations"] = int(saved[-1].stem.split("_")[1]) + 10
     workdir_with(tmp_path, cfg)
-    # A killed Snakemake leaves its lock behind (as after a crash): unlock, rerun.
-    smk("--unlock", "--cores", "1", "--directory", wd, "--snakefile", ROOT / "Snakefile")
-    out = smk("--cores", "2", "--directory", wd, "--snakefile", ROOT / "Snakefile",
-              "--rerun-incomplete", "results/test/final.pt")
+    where = ["--directory", wd, "--snakefile", ROOT / "Snakefile"]
+    # the README's recovery, exactly; a plain rerun first meets the lock
+    proc = smk("--cores", "2", *where, "results/test/final.pt", check=False)
+    assert proc.returncode != 0 and "cannot be locked" in proc.stdout + proc.stderr
+    unlock, rerun = readme_recovery_commands()
+    smk(*unlock, *where)
+    out = smk(*rerun, *where, "results/test/final.pt")
     log = (wd / "logs/test/train.log").read_text()
     assert "resuming from" in log, log[-2000:]
     assert (wd / "results/test/done").is_file()

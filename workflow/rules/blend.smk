@@ -6,7 +6,10 @@ rule blend:
         test=f"{RUN}/composites/test.csv",
         model=blend_model,
     output:
-        directory(f"{RUN}/blends/{{method}}"),
+        blends=expand(
+            f"{RUN}/blends/{{method}}/{{id}}.png", id=TEST_IDS, allow_missing=True
+        ),
+        timing=f"{RUN}/blends/{{method}}/timing.csv",
     log:
         f"{LOGS}/blend_{{method}}.log",
     benchmark:

@@ -1,11 +1,27 @@
 # Configuration validation, paths and input functions (no logic in the rules).
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+
+def check_fractions():
+    """The split fractions must sum to 1 (a schema cannot say so): stop at parse time."""
+    fractions = config["composites"]["fractions"]
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-6:
+        raise WorkflowError(
+            f"config composites.fractions must sum to 1, got {total:g} ({fractions})"
+        )
+
+
+check_fractions()
+
 RUN = f"results/{config['run']}"
 LOGS = f"logs/{config['run']}"
 METHODS = config["blend"]["methods"]
+# ids of the test composites (gpgan.data.composites.make_test_composites: 0000, 0001, ...)
+TEST_IDS = [f"{i:04d}" for i in range(config["composites"]["n_test"])]
 TRANSIENT = config["dataset"]["transient"]
 
 
@@ -53,6 +69,13 @@ def train_gpu(wildcards):
 def train_runtime(wildcards, attempt):
     """SLURM runtime in minutes; a retried job (e.g. after a time limit) gets more."""
     return config["train"]["runtime_min"] * attempt
+
+
+def blended(methods=METHODS):
+    """Every blended image and timing file of ``methods``: one file each, so that a
+    blend changed or truncated after the fact makes evaluate run (and fail on it)."""
+    files = [f"{i}.png" for i in TEST_IDS] + ["timing.csv"]
+    return expand(f"{RUN}/blends/{{method}}/{{file}}", method=methods, file=files)
 
 
 def blend_model(wildcards):

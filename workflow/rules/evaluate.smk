@@ -22,7 +22,7 @@ rule fetch_weights:
 rule evaluate:
     input:
         test=f"{RUN}/composites/test.csv",
-        blends=expand(f"{RUN}/blends/{{method}}", method=METHODS),
+        blends=blended(),
         lpips=evaluate_lpips_input,
     output:
         per_image=f"{RUN}/metrics/per_image.csv",
@@ -72,7 +72,7 @@ rule figures:
         test=f"{RUN}/composites/test.csv",
         summary=f"{RUN}/metrics/summary.csv",
         ablation=f"{RUN}/metrics/beta_ablation.csv",
-        blends=expand(f"{RUN}/blends/{{method}}", method=METHODS),
+        blends=blended(),
         training=[f"{RUN}/train_log.csv", f"{RUN}/samples"] if needs_gan() else [],
     output:
         [
