@@ -253,3 +253,17 @@ def test_text_file_as_model(files, capsys):
     err = _bad(files, capsys, "m.png", "--method", "gp-gan", "--model", files / "model.txt")
     assert "model.txt: not a torch checkpoint; expected a .pt checkpoint" in err
     assert err.rstrip().endswith("results/demo/model/best.pt")
+
+
+def test_readme_bad_input_paragraph_matches_the_limits():
+    """The README's "Bad input" paragraph quotes the limits the code enforces."""
+    from gpgan.blending import MIN_COLOR_WEIGHT
+    from gpgan.io import MAX_MEGAPIXELS
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    para = " ".join(text[text.index("**Bad input**"):].split("\n\n")[0].split())
+    assert f"`--color-weight` below {MIN_COLOR_WEIGHT:g}" in para
+    assert f"`--max-megapixels` (default {MAX_MEGAPIXELS:g}" in para
+    for refused in ("truncated", "animated", "NaN", "outside [0, 1]", "empty mask",
+                    "torch checkpoint", "naming one of the inputs", "cannot be written"):
+        assert refused in para, refused
