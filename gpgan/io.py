@@ -117,8 +117,8 @@ def _open(path, max_megapixels: float | None = MAX_MEGAPIXELS) -> Image.Image:
         raise InputError(f"{path}: animated or multi-frame image ({frames} frames); save "
                          "the frame you want as a still image")
     try:
-        im.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        im.load()  # (GIF frames repeat Pillow's bomb check: one more line, not a traceback)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise _unreadable(path, exc) from None
     return im
 
