@@ -13,7 +13,10 @@ Methods (``METHODS``):
                 composite as colour: GP-GAN without the GAN (the paper's ablation).
 ``gp-gan``      GP-GAN: the Blending GAN's image (64x64 for the paper's model; the
                 model's own input size) as colour, then the GP pyramid (needs
-                ``model``: a checkpoint path or a loaded generator).
+                ``model``: a checkpoint path or a loaded generator). Option
+                ``gan_region``: ``"mask"`` (default) takes G's colour inside a dilated,
+                feathered mask and the scene's outside it at level 0; ``"image"`` takes
+                G's whole image, as the paper does.
 
 GP options: ``color_weight`` (beta, 1.0), ``solver`` ("cg" | "dct"), ``sigma`` (0.5),
 ``pyramid`` ("aspect" | "reference"), ``image_size`` (64: the pyramid's base, level 0
@@ -27,6 +30,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from . import poisson
 from .poisson import _chw, _hwc
@@ -168,9 +172,18 @@ def _object_window(mask: np.ndarray, levels: int, reach: int = 6) -> tuple[int, 
     return r0, r1, c0, c1
 
 
+def _copy_paste_level(d_pyr, diff_pyr, m_pyr, k: int) -> np.ndarray:
+    """Copy-paste composite at pyramid level ``k``, ``(C, h, w)`` clipped to [0, 1]:
+    ``dst_k + m_k * (src - dst)_k`` on the object window."""
+    cp = d_pyr[k].copy()
+    w, (wr, wc) = diff_pyr[k]
+    hh, ww = w.shape[1:]
+    cp[:, wr:wr + hh, wc:wc + ww] += m_pyr[k][wr:wr + hh, wc:wc + ww] * w
+    return np.clip(cp, 0.0, 1.0)
+
+
 def _pyramids(src, dst, mask, sizes, ref):
-    """dst pyramid, (src - dst) pyramid on the object window, mask pyramid, level-0
-    copy-paste composite."""
+    """dst pyramid, (src - dst) pyramid on the object window, mask pyramid."""
     levels = len(sizes) - 1
     d_pyr = gaussian_pyramid(_chw(dst), sizes, reference=ref)
     if ref:
@@ -195,12 +208,7 @@ def _pyramids(src, dst, mask, sizes, ref):
             diff_pyr.append((downsample2(diff_pyr[-1][0]),
                              (r0 >> (k + 1), c0 >> (k + 1))))
         diff_pyr = diff_pyr[::-1]
-    # level-0 copy-paste: dst_0 + m_0 * (src - dst)_0 on the window
-    cp0 = d_pyr[0].copy()
-    w0, (wr, wc) = diff_pyr[0]
-    hh, ww = w0.shape[1:]
-    cp0[:, wr:wr + hh, wc:wc + ww] += m_pyr[0][wr:wr + hh, wc:wc + ww] * w0
-    return d_pyr, diff_pyr, m_pyr, np.clip(cp0, 0.0, 1.0)
+    return d_pyr, diff_pyr, m_pyr
 
 
 def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", sigma=0.5,
@@ -216,8 +224,11 @@ def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", si
         Level-0 colour image (any size; resized to level 0), e.g. the GAN output.
         Default: the level-0 copy-paste composite (the ``gp`` method).
     color_fn : callable, optional
-        ``color_fn(cp0)`` -> level-0 colour from the level-0 copy-paste composite
-        ``(h0, w0, 3)`` (how ``gp-gan`` runs the GAN without a second pyramid).
+        ``color_fn(cp, m, cp0, m0)`` -> level-0 colour ``(h0, w0, 3)``, given the
+        copy-paste composite ``cp`` ``(h, w, 3)`` and mask ``m`` ``(h, w)`` at the
+        coarsest level whose sides are both >= ``image_size`` (the finest level if none
+        is) and the same at level 0 (how ``gp-gan`` runs the GAN without a second
+        pyramid).
 
     At level ``s > 0`` the colour is the previous level's result up-sampled. With
     ``preserve_background`` the pixels farther than ``band`` pixels from the mask are
@@ -230,9 +241,15 @@ def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", si
     sizes = level_sizes(H, W, image_size, pyramid)
     taps = poisson.gaussian_taps(sigma)
     beta = poisson._check_beta(color_weight, (H, W))
-    d_pyr, diff_pyr, m_pyr, cp0 = _pyramids(src, dst, mask, sizes, ref)
-    if color0 is None:
-        color0 = _hwc(cp0) if color_fn is None else color_fn(_hwc(cp0))
+    d_pyr, diff_pyr, m_pyr = _pyramids(src, dst, mask, sizes, ref)
+    cp0 = _hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, 0))
+    if color0 is None and color_fn is None:
+        color0 = cp0
+    elif color0 is None:
+        k = next((i for i, (h, w) in enumerate(sizes) if min(h, w) >= image_size),
+                 len(sizes) - 1)
+        cp = cp0 if k == 0 else _hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, k))
+        color0 = color_fn(cp, m_pyr[k], cp0, m_pyr[0])
     c0 = _chw(np.asarray(color0, dtype=np.float32))
     y = resize(c0, sizes[0])
     last = len(sizes) - 1
@@ -269,13 +286,23 @@ def _cached_generator(path: str, device: str):
     return load_generator(path, device=device)
 
 
-def gan_color(cp0, model, *, device="auto"):
-    """The Blending GAN's colour image: ``G(copy-paste at S x S)``.
+#: Level-0 pixels by which ``gan_region="mask"`` grows the mask before feathering it,
+#: and the feather's Gaussian sigma (level-0 pixels).
+GAN_DILATE, GAN_FEATHER = 1, 1.0
 
-    ``cp0`` is the level-0 copy-paste composite ``(h0, w0, 3)``; it is resized to the
-    generator's own input size ``S`` (64 for the paper's model; a no-op with the
-    reference pyramid when the pyramid base is ``S``). Returns float32 ``(S, S, 3)``
-    in [0, 1]; the pyramid resizes it back to level 0.
+
+def gan_color(cp, m, cp0, m0, model, *, region="mask", device="auto"):
+    """The Blending GAN's colour image at level 0.
+
+    ``cp``/``m``: the copy-paste composite ``(h, w, 3)`` and mask ``(h, w)`` at a
+    pyramid level at least the generator's input size ``S`` (64 for the paper's model);
+    both are resampled to ``S x S`` (squashing the aspect ratio, as the reference
+    does) and ``G`` runs on them (the mask only if the model takes it). ``G``'s image is
+    resized to level 0 (``cp0``, ``m0``). ``region="image"`` returns it as it is (the
+    paper); ``region="mask"`` takes it inside the mask grown by :data:`GAN_DILATE`
+    pixels and feathered with a Gaussian of sigma :data:`GAN_FEATHER` (never below
+    ``m0``), and ``cp0`` (the scene) outside, so a weak ``G`` cannot repaint the scene.
+    Returns float32 ``(h0, w0, 3)`` in [0, 1].
     """
     if model is None:
         raise ModelError(_NO_MODEL)
@@ -284,8 +311,15 @@ def gan_color(cp0, model, *, device="auto"):
     generator = _cached_generator(str(model), device) if isinstance(model, (str, bytes)) or \
         hasattr(model, "__fspath__") else model
     size = generator.arch["image_size"]
-    small = resize(_chw(cp0), (size, size))
-    return generate_color(generator, _hwc(small, clip=True))
+    small = _hwc(resize(_chw(cp), (size, size)), clip=True)
+    g = generate_color(generator, small, resize_mask(m, (size, size)))
+    g0 = _hwc(resize(_chw(g), m0.shape), clip=True)
+    if region == "image":
+        return g0
+    w = gaussian_filter(dilate(m0, GAN_DILATE).astype(np.float32), GAN_FEATHER,
+                        mode="nearest")
+    w = np.maximum(w, m0)[:, :, None]
+    return (w * g0 + (1.0 - w) * cp0).astype(np.float32)
 
 
 def check_color_weight(color_weight) -> None:
@@ -301,7 +335,7 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, sol
           model=None, sigma=0.5, pyramid="aspect", image_size=64,
           preserve_background=False, band=5, rtol=poisson.DEFAULT_RTOL,
           maxiter=poisson.DEFAULT_MAXITER, epsilon=0.05, levels=None, device="auto",
-          poisson_boundary="mask", infos=None):
+          poisson_boundary="mask", gan_region="mask", infos=None):
     """Blend ``src`` into ``dst`` where ``mask`` is 1.
 
     Parameters
@@ -322,6 +356,8 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, sol
         Gaussian-Poisson solver; ``preserve_background`` needs "cg".
     model : path or torch.nn.Module
         Blending GAN generator checkpoint (``gp-gan``).
+    gan_region : {"mask", "image"}
+        Where ``gp-gan`` takes G's colour at level 0 (:func:`gan_color`).
 
     Returns
     -------
@@ -333,6 +369,8 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, sol
         raise InputError(f"unknown solver {solver!r} (use 'cg' or 'dct')")
     if pyramid not in ("aspect", "reference"):
         raise InputError(f"unknown pyramid {pyramid!r} (use 'aspect' or 'reference')")
+    if gan_region not in ("mask", "image"):
+        raise InputError(f"unknown gan_region {gan_region!r} (use 'mask' or 'image')")
     if preserve_background and solver != "cg":
         raise InputError("preserve_background needs solver='cg'")
     if method in ("gp", "gp-gan"):
@@ -357,4 +395,5 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, sol
     if model is None:  # fail before any work
         raise ModelError(_NO_MODEL)
     return gp_pyramid(src, dst, mask, **gp,
-                      color_fn=lambda cp0: gan_color(cp0, model, device=device))
+                      color_fn=lambda *levels: gan_color(*levels, model, region=gan_region,
+                                                         device=device))

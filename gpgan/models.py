@@ -21,6 +21,21 @@ scales from N(1, 0.02) and batch-norm shifts are 0. Other image sizes (a power o
 >= 8) follow the DCGAN rule: one stride-2 layer per halving down to 4x4, widths
 ``base_width * 2**i``. The paper generator has 71,058,880 parameters.
 
+Three options beyond the paper (all off in the paper configuration; the demo's
+measured choice is on, ``docs/training.md``):
+
+- ``mask_input``: the object mask enters as a fourth input channel (in [-1, 1]), so
+  ``G`` knows which pixels were pasted instead of having to find them.
+- ``skip``: U-Net skip connections: before every decoder deconvolution but the first,
+  the encoder activation of the same resolution is concatenated (the deconvolution's
+  input width doubles).
+- ``output="affine"``: instead of an image, the decoder stops at ``affine_grid`` x
+  ``affine_grid`` and a 3x3 convolution (with bias, initialised to zero) predicts a
+  per-pixel affine colour transform ``y = x + A(p) x + b(p)`` (9 + 3 channels), which
+  is bilinearly up-sampled to ``S x S`` and applied to the input composite inside the
+  mask (needs ``mask_input``): ``G(x) = x + m (y - x)``, clipped to [-1, 1]. ``G`` then
+  only changes colours inside the object and starts as the identity (copy-paste).
+
 The module layout deliberately mirrors the authors' Chainer ``EncoderDecoder``
 (``encoder`` / ``bn`` / ``decoder`` lists whose indices count the activation layers
 too), so their released ``blending_gan.npz`` maps onto our ``state_dict`` key for key
@@ -35,6 +50,7 @@ Images cross this module's public boundary as ``float32 (H, W, 3)`` in ``[0, 1]`
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -51,6 +67,8 @@ __all__ = [
     "Critic",
     "resolve_device",
     "load_generator",
+    "load_checkpoint",
+    "list_checkpoints",
     "generator_from_checkpoint",
     "save_generator",
     "generate_color",
@@ -74,15 +92,35 @@ def _check_arch(image_size: int, n_bottleneck: int, base_width: int) -> None:
         raise ConfigError(f"image_size must be a power of two >= 8, got {image_size}")
 
 
+#: Generator output kinds (see the module docstring).
+OUTPUTS = ("image", "affine")
+
+
+def _check_options(image_size: int, mask_input, skip, output: str, affine_grid: int) -> None:
+    for name, value in (("mask_input", mask_input), ("skip", skip)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if output not in OUTPUTS:
+        raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    if output == "affine":
+        if not mask_input:
+            raise ConfigError("output='affine' applies its colour transform inside the "
+                              "mask: it needs mask_input=true")
+        ok = [4 * 2 ** k for k in range(_n_halvings(image_size))]
+        if affine_grid not in ok:
+            raise ConfigError(f"affine_grid must be one of {ok} for image_size "
+                              f"{image_size}, got {affine_grid!r}")
+
+
 def _n_halvings(image_size: int) -> int:
     """Number of stride-2 convolutions from ``image_size`` down to 4x4."""
     return int(round(math.log2(image_size))) - 2
 
 
-def _encoder(image_size: int, base_width: int, n_out: int) -> nn.Sequential:
-    """DCGAN encoder: ``(N, 3, S, S) -> (N, n_out, 1, 1)`` (Chainer ``DCGAN_D`` order)."""
+def _encoder(image_size: int, base_width: int, n_out: int, n_in: int = 3) -> nn.Sequential:
+    """DCGAN encoder: ``(N, n_in, S, S) -> (N, n_out, 1, 1)`` (Chainer ``DCGAN_D`` order)."""
     layers: list[nn.Module] = [
-        nn.Conv2d(3, base_width, 4, 2, 1, bias=False),
+        nn.Conv2d(n_in, base_width, 4, 2, 1, bias=False),
         nn.LeakyReLU(_SLOPE),
     ]
     width = base_width
@@ -97,22 +135,35 @@ def _encoder(image_size: int, base_width: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _decoder(image_size: int, base_width: int, n_in: int) -> nn.Sequential:
-    """DCGAN decoder: ``(N, n_in, 1, 1) -> (N, 3, S, S)`` in [-1, 1] (Chainer ``DCGAN_G``)."""
+def _decoder(image_size: int, base_width: int, n_in: int, *, skip: bool = False,
+             stop_at: int | None = None) -> nn.Sequential:
+    """DCGAN decoder: ``(N, n_in, 1, 1) -> (N, 3, S, S)`` in [-1, 1] (Chainer ``DCGAN_G``).
+
+    ``skip``: every deconvolution after the first also takes the same-resolution
+    encoder activation (its input width doubles). ``stop_at``: end with the ReLU block
+    at that resolution (no image layer), for the affine head.
+    """
     width = base_width * 2 ** (_n_halvings(image_size) - 1)
+    wide = 2 if skip else 1
     layers: list[nn.Module] = [
         nn.ConvTranspose2d(n_in, width, 4, 1, 0, bias=False),  # 1x1 -> 4x4
         nn.BatchNorm2d(width, eps=_BN_EPS),
         nn.ReLU(),
     ]
+    res = 4
     for _ in range(_n_halvings(image_size) - 1):
+        if res == stop_at:
+            return nn.Sequential(*layers)
         layers += [
-            nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+            nn.ConvTranspose2d(wide * width, width // 2, 4, 2, 1, bias=False),
             nn.BatchNorm2d(width // 2, eps=_BN_EPS),
             nn.ReLU(),
         ]
         width //= 2
-    layers += [nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        res *= 2
+    if res == stop_at:
+        return nn.Sequential(*layers)
+    layers += [nn.ConvTranspose2d(wide * width, 3, 4, 2, 1, bias=False), nn.Tanh()]
     return nn.Sequential(*layers)
 
 
@@ -147,29 +198,85 @@ class Generator(nn.Module):
     base_width : int
         Width of the first encoder / last decoder layer; the others double per
         stride-2 layer (paper: 64 -> 64-128-256-512).
+    mask_input, skip : bool
+        The mask as a fourth input channel; U-Net skip connections (paper: False).
+    output : {"image", "affine"}
+        An image (paper) or a per-pixel affine colour transform applied inside the
+        mask (module docstring).
+    affine_grid : int
+        Resolution of the affine head (``output="affine"``), 4 .. ``S/2``.
 
     Notes
     -----
-    ``forward`` maps ``(N, 3, S, S)`` float tensors in [-1, 1] to the same shape in
-    [-1, 1] (tanh). ``arch`` holds the constructor arguments (stored in checkpoints).
+    ``forward(x, mask=None)`` maps ``(N, 3, S, S)`` float tensors in [-1, 1] (and, with
+    ``mask_input``, a ``(N, 1, S, S)`` mask in [0, 1]) to ``(N, 3, S, S)`` in [-1, 1].
+    ``arch`` holds the constructor arguments (stored in checkpoints).
     """
 
-    def __init__(self, image_size: int = 64, n_bottleneck: int = 4000, base_width: int = 64):
+    def __init__(self, image_size: int = 64, n_bottleneck: int = 4000, base_width: int = 64,
+                 *, mask_input: bool = False, skip: bool = False, output: str = "image",
+                 affine_grid: int = 16):
         super().__init__()
         _check_arch(image_size, n_bottleneck, base_width)
+        _check_options(image_size, mask_input, skip, output, affine_grid)
         self.arch = {"image_size": int(image_size), "n_bottleneck": int(n_bottleneck),
-                     "base_width": int(base_width)}
-        self.encoder = _encoder(image_size, base_width, n_bottleneck)
+                     "base_width": int(base_width), "mask_input": mask_input, "skip": skip,
+                     "output": output, "affine_grid": int(affine_grid)}
+        self.encoder = _encoder(image_size, base_width, n_bottleneck, 4 if mask_input else 3)
         self.bn = nn.BatchNorm2d(n_bottleneck, eps=_BN_EPS)  # bottleneck BN (Chainer name)
-        self.decoder = _decoder(image_size, base_width, n_bottleneck)
+        affine = output == "affine"
+        self.decoder = _decoder(image_size, base_width, n_bottleneck, skip=skip,
+                                stop_at=affine_grid if affine else None)
         init_weights(self)
+        if affine:  # zero-initialised: G starts as the identity (copy-paste)
+            width = base_width * 2 ** (_n_halvings(image_size) - 1) // (affine_grid // 4)
+            self.head = nn.Conv2d(width, 12, 3, 1, 1)
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def _input(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if not self.arch["mask_input"]:
+            return x
+        if mask is None:
+            raise ModelError("this generator takes the object mask as input "
+                             "(mask_input=true): pass mask")
+        return torch.cat([x, mask.to(x.dtype) * 2.0 - 1.0], dim=1)
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, 3, S, S)`` in [-1, 1] -> bottleneck code ``(N, n_bottleneck, 1, 1)``."""
-        return nn.functional.leaky_relu(self.bn(self.encoder(x)), _SLOPE)
+        return nn.functional.leaky_relu(self.bn(self.encoder(self._input(x, mask))), _SLOPE)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encode(x))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.arch["skip"]:
+            h = self.decoder(self.encode(x, mask))
+        else:
+            skips, h = [], self._input(x, mask)
+            for layer in self.encoder:
+                h = layer(h)
+                if isinstance(layer, nn.LeakyReLU):
+                    skips.append(h)
+            h = nn.functional.leaky_relu(self.bn(h), _SLOPE)
+            first = True
+            for layer in self.decoder:
+                if isinstance(layer, nn.ConvTranspose2d):
+                    if not first:
+                        h = torch.cat([h, skips.pop()], dim=1)
+                    first = False
+                h = layer(h)
+        if self.arch["output"] == "image":
+            return h
+        return self._apply_affine(x, mask, self.head(h))
+
+    @staticmethod
+    def _apply_affine(x: torch.Tensor, mask: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+        """``x + m (x + A x + b - x)`` with ``A, b`` up-sampled from ``coef`` (N, 12, g, g)."""
+        n, _, h, w = x.shape
+        coef = nn.functional.interpolate(coef.float(), size=(h, w), mode="bilinear",
+                                         align_corners=False)
+        xf = x.float()
+        a = coef[:, :9].reshape(n, 3, 3, h, w)
+        delta = torch.einsum("nijhw,njhw->nihw", a, xf) + coef[:, 9:]
+        return torch.clamp(xf + mask.float() * delta, -1.0, 1.0)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.arch.items())
@@ -230,8 +337,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 # Checkpoints
 # --------------------------------------------------------------------------------------
 
-def _torch_load(path: Path) -> dict:
-    """``torch.load(weights_only=True)`` to CPU with one-line :class:`ModelError`s."""
+def load_checkpoint(path) -> dict:
+    """``torch.load(weights_only=True)`` of a checkpoint dict, to the CPU, with one-line
+    :class:`ModelError`s for a missing, unreadable or non-dict file."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model checkpoint")
@@ -256,6 +364,27 @@ def _torch_load(path: Path) -> dict:
     return obj
 
 
+def list_checkpoints(entries) -> list[Path]:
+    """Checkpoint files from a path or a list of files and/or folders; a folder stands
+    for its ``iter_<N>.pt`` files in iteration order (other names are ignored)."""
+    if isinstance(entries, (str, os.PathLike)):
+        entries = [entries]
+    files: list[Path] = []
+    for entry in entries:
+        entry = Path(entry)
+        if not entry.is_dir():
+            files.append(entry)
+            continue
+        found = []
+        for p in entry.glob("iter_*.pt"):
+            try:
+                found.append((int(p.stem.split("_")[1]), p))
+            except (IndexError, ValueError):
+                continue
+        files += [p for _, p in sorted(found)]
+    return files
+
+
 def infer_generator_arch(state_dict: dict) -> dict:
     """Recover ``Generator`` arguments from a bare generator ``state_dict``.
 
@@ -269,9 +398,19 @@ def infer_generator_arch(state_dict: dict) -> dict:
         last = state_dict[f"encoder.{convs[-1]}.weight"]
         base_width, n_bottleneck = int(first.shape[0]), int(last.shape[0])
         image_size = 2 ** (len(convs) + 1)  # (halvings + final conv) + 2 - 1
+        deconvs = sorted(int(k.split(".")[1]) for k in state_dict
+                         if k.startswith("decoder.") and k.endswith(".weight")
+                         and state_dict[k].ndim == 4)
+        # a skip decoder's second deconvolution takes twice the first one's output
+        skip = len(deconvs) > 1 and int(state_dict[f"decoder.{deconvs[1]}.weight"].shape[0]) \
+            == 2 * int(state_dict[f"decoder.{deconvs[0]}.weight"].shape[1])
+        affine = "head.weight" in state_dict
+        grid = 4 * 2 ** (len(deconvs) - 1) if affine else 16
     except (KeyError, IndexError, AttributeError, ValueError) as exc:
         raise ModelError(f"state dict is not a Generator's (missing {exc})") from None
-    return {"image_size": image_size, "n_bottleneck": n_bottleneck, "base_width": base_width}
+    return {"image_size": image_size, "n_bottleneck": n_bottleneck, "base_width": base_width,
+            "mask_input": int(first.shape[1]) == 4, "skip": bool(skip),
+            "output": "affine" if affine else "image", "affine_grid": grid}
 
 
 def _generator_from_state(state: dict, arch: dict, origin: str) -> Generator:
@@ -342,7 +481,7 @@ def load_generator(path, device: str | torch.device = "auto") -> Generator:
         Missing/unreadable file, or weights of another architecture (one line).
     """
     path = Path(path)
-    gen = generator_from_checkpoint(_torch_load(path), str(path))
+    gen = generator_from_checkpoint(load_checkpoint(path), str(path))
     return gen.to(resolve_device(device)).eval()
 
 
@@ -367,7 +506,8 @@ def save_generator(generator: Generator, path, *, extra: dict | None = None) -> 
 # Inference
 # --------------------------------------------------------------------------------------
 
-def generate_color(generator: Generator, composite: np.ndarray) -> np.ndarray:
+def generate_color(generator: Generator, composite: np.ndarray,
+                   mask: np.ndarray | None = None) -> np.ndarray:
     """Run the Blending GAN on one low-resolution copy-paste composite.
 
     This is GP-GAN's colour image ``x_l`` (SPEC.md, pyramid level 0).
@@ -378,6 +518,9 @@ def generate_color(generator: Generator, composite: np.ndarray) -> np.ndarray:
         Typically from :func:`load_generator`; it is switched to eval mode.
     composite : numpy.ndarray
         ``float32 (S, S, 3)`` in [0, 1], ``S = generator.arch["image_size"]`` (64).
+    mask : numpy.ndarray, optional
+        ``float32 (S, S)`` in [0, 1], the object mask at the same size; needed by a
+        generator with ``mask_input``, ignored otherwise.
 
     Returns
     -------
@@ -393,8 +536,15 @@ def generate_color(generator: Generator, composite: np.ndarray) -> np.ndarray:
     generator.eval()
     t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
     t = t.to(device=param.device, dtype=param.dtype) * 2.0 - 1.0
+    m = None
+    if generator.arch.get("mask_input"):
+        if mask is None or np.shape(mask) != (size, size):
+            raise ModelError(f"this generator takes the object mask: pass a ({size}, {size}) "
+                             f"mask, got {None if mask is None else np.shape(mask)}")
+        m = torch.from_numpy(np.array(mask, dtype=np.float32))[None, None]
+        m = m.to(device=param.device, dtype=param.dtype)
     with torch.no_grad():
-        y = generator(t)[0]
+        y = generator(t, m)[0]
     y = ((y.float().cpu().numpy().transpose(1, 2, 0) + 1.0) / 2.0).clip(0.0, 1.0)
     return np.ascontiguousarray(y, dtype=np.float32)
 

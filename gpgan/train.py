@@ -1,4 +1,6 @@
-"""Blending GAN training (Wasserstein GAN + L2), resumable checkpoints, model selection.
+"""Blending GAN training (Wasserstein GAN + L2) with resumable checkpoints.
+
+Checkpoint selection (by the final blend) is :mod:`gpgan.select`.
 
 The loop (:func:`train`) follows SPEC.md "Blending GAN" and the authors' updater:
 for every generator step ``it`` (0-based) the critic first takes ``n_critic`` steps,
@@ -7,6 +9,7 @@ for every generator step ``it`` (0-based) the critic first takes ``n_critic`` st
 ``[-clamp, clamp]`` (0.01), draws a fresh batch and minimises
 ``mean D(G(x)) - mean D(y)``; the generator step draws another batch and minimises
 ``l2_weight * MSE(G(x), y) + (1 - l2_weight) * (-mean D(G(x)))`` (0.999 / 0.001).
+``G`` also receives the batch's masks (used by a generator with ``mask_input``).
 Both use Adam with ``beta1=0.5`` (lr_G 2e-3, lr_D 2e-4). Batches come from an
 epoch-seeded shuffle, so a run is a pure function of the config and the data.
 
@@ -41,8 +44,8 @@ ground truth on [0, 1] images (the loss uses [-1, 1] images, i.e. 4x this),
 (critic and generator batches) drawn per second since the previous row.
 
 Datasets are any ``torch.utils.data.Dataset`` whose items are
-``(composite, ground_truth)`` float tensors ``(3, S, S)`` in [-1, 1]
-(:class:`gpgan.data.dataset.CompositeDataset`). Items should be a deterministic
+``(composite, ground_truth, mask)`` float tensors ``(3, S, S)`` in [-1, 1] and
+``(1, S, S)`` in [0, 1] (:class:`gpgan.data.dataset.CompositeDataset`). Items should be a deterministic
 function of the index (per-item randomness in workers is seeded but not resumable).
 """
 
@@ -65,9 +68,8 @@ from torch import nn
 
 from .errors import ConfigError, InputError, ModelError, TrainingError
 from .io import atomic_path, write_image
-from .models import (CHECKPOINT_FORMAT, Critic, Generator, _torch_load,
-                     generator_from_checkpoint, load_generator, resolve_device,
-                     save_generator)
+from .models import (CHECKPOINT_FORMAT, Critic, Generator, list_checkpoints, load_checkpoint,
+                     resolve_device, save_generator)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -78,9 +80,6 @@ __all__ = [
     "iterations_for_epochs",
     "train",
     "train_from_manifests",
-    "select_checkpoint",
-    "select_from_manifests",
-    "evaluate_generator",
 ]
 
 #: Every key :func:`train` understands, with the paper's values as defaults.
@@ -91,6 +90,10 @@ DEFAULT_CONFIG: dict = {
     "n_bottleneck": 4000,
     "base_width": 64,
     "critic_width": None,  # None: same as base_width
+    "mask_input": False,  # options beyond the paper (gpgan.models)
+    "skip": False,
+    "output": "image",
+    "affine_grid": 16,
     # data
     "batch_size": 64,
     "ratio": 0.5,  # pasted centre fraction (CompositeDataset; train_from_manifests only)
@@ -115,19 +118,21 @@ DEFAULT_CONFIG: dict = {
     "n_samples": 8,
     # hardware
     "device": "auto",
-    "amp": False,  # mixed precision on CUDA (ignored on CPU)
-    "amp_dtype": "bfloat16",  # or "float16" (uses gradient scalers)
+    "amp": False,  # mixed precision (autocast); on the CPU only bfloat16
+    "amp_dtype": "bfloat16",  # or "float16" (CUDA only; uses gradient scalers)
 }
 
 #: The paper's schedule: 25 epochs over 150,000 composites, batch 64 (a GPU day).
 PAPER_CONFIG: dict = dict(DEFAULT_CONFIG)
 
-#: The demo schedule: same code path and losses, a 512-channel bottleneck, half the
-#: widths (32-64-128-256) and 500 generator iterations with 2 critic steps each (10 for
-#: the first 10): ~0.6 s per iteration, ~5-6 min on 2 CPU cores (docs/training.md).
-DEMO_CONFIG: dict = dict(DEFAULT_CONFIG, n_bottleneck=512, base_width=32, iterations=500,
-                         critic_iters=2, critic_iters_boost=10, boost_first=10,
-                         checkpoint_every=100, log_every=10)
+#: The demo's generator and schedule (``config/config.yaml``): the same loop and losses;
+#: a 256-channel bottleneck, half the widths (32-64-128-256), the mask as input, U-Net
+#: skips and the affine colour head (:mod:`gpgan.models`), 1,000 generator iterations
+#: with one critic step each (5 for the first 10), bfloat16 autocast (docs/training.md).
+DEMO_CONFIG: dict = dict(DEFAULT_CONFIG, n_bottleneck=256, base_width=32, mask_input=True,
+                         skip=True, output="affine", affine_grid=16, iterations=1000,
+                         critic_iters=1, critic_iters_boost=5, boost_first=10,
+                         boost_every=0, checkpoint_every=100, log_every=10, amp=True)
 
 # Keys that may change between a run and its resumption.
 _RESUME_FREE = {"iterations", "epochs", "num_workers", "device", "checkpoint_every",
@@ -185,7 +190,8 @@ def resolve_config(cfg: dict | None) -> dict:
     need("epochs", float, 0.0, allow_none=True)
     for key in ("lr_g", "lr_d", "beta1", "beta2", "l2_weight", "clamp", "ratio"):
         need(key, float, 0.0)
-    need("amp", bool)
+    for key in ("amp", "mask_input", "skip"):
+        need(key, bool)
     if not 0.0 <= out["l2_weight"] <= 1.0:
         raise ConfigError(f"training config l2_weight={out['l2_weight']} not in [0, 1]")
     if out["iterations"] is None and not out["epochs"]:
@@ -251,14 +257,16 @@ def _loader(dataset, cfg: dict, start_batch: int, device: torch.device):
 
 
 def _check_item(item, size: int, name: str) -> None:
-    ok = (isinstance(item, (tuple, list)) and len(item) == 2
-          and all(isinstance(t, torch.Tensor) and tuple(t.shape) == (3, size, size)
-                  for t in item))
+    shapes = ((3, size, size), (3, size, size), (1, size, size))
+    ok = (isinstance(item, (tuple, list)) and len(item) == 3
+          and all(isinstance(t, torch.Tensor) and tuple(t.shape) == s
+                  for t, s in zip(item, shapes)))
     if not ok:
         got = [tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
                for t in (item if isinstance(item, (tuple, list)) else [item])]
-        raise InputError(f"{name} items must be (composite, truth) tensors of shape "
-                         f"(3, {size}, {size}), got {got}")
+        raise InputError(f"{name} items must be (composite, truth, mask) tensors of shape "
+                         f"(3, {size}, {size}), (3, {size}, {size}), (1, {size}, {size}); "
+                         f"got {got}")
 
 
 # --------------------------------------------------------------------------------------
@@ -295,19 +303,14 @@ def _ckpt_name(iteration: int) -> str:
     return f"iter_{iteration:07d}.pt"
 
 
-def _list_checkpoints(folder: Path) -> list[Path]:
-    found = []
-    for p in folder.glob("iter_*.pt"):
-        try:
-            found.append((int(p.stem.split("_")[1]), p))
-        except (IndexError, ValueError):
-            continue
-    return [p for _, p in sorted(found)]
+def _saved(folder: Path) -> list[Path]:
+    """The ``iter_*.pt`` files of ``folder`` in iteration order (none if it is absent)."""
+    return list_checkpoints(folder) if folder.is_dir() else []
 
 
 def _slim(path: Path) -> None:
     """Rewrite a full training checkpoint as generator (+ config) only, atomically."""
-    ckpt = _torch_load(path)
+    ckpt = load_checkpoint(path)
     if ckpt.get("kind") != "training":
         return
     keep = {k: ckpt[k] for k in ("format", "arch", "generator", "iteration", "config")}
@@ -350,12 +353,12 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 # Samples
 # --------------------------------------------------------------------------------------
 
-def _fixed_batch(dataset, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _fixed_batch(dataset, n: int) -> tuple[torch.Tensor, ...] | None:
     n = min(n, len(dataset)) if dataset is not None else 0
     if n == 0:
         return None
     items = [dataset[i] for i in range(n)]
-    return (torch.stack([a for a, _ in items]), torch.stack([b for _, b in items]))
+    return tuple(torch.stack(parts) for parts in zip(*items))
 
 
 def _to_unit(t: torch.Tensor) -> np.ndarray:
@@ -365,11 +368,11 @@ def _to_unit(t: torch.Tensor) -> np.ndarray:
 
 def _sample_grid(G: Generator, batch, device: torch.device) -> np.ndarray:
     """Rows ``composite | G(composite) | truth`` (G in eval mode), 2-pixel white gaps."""
-    x, y = batch
+    x, y, m = batch
     was_training = G.training
     G.eval()
     with torch.no_grad():
-        fake = G(x.to(device)).float()
+        fake = G(x.to(device), m.to(device)).float()
     G.train(was_training)
     cols = [_to_unit(x), _to_unit(fake), _to_unit(y)]
     n, s = x.shape[0], x.shape[-1]
@@ -399,7 +402,8 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
     cfg : dict
         Training config; missing keys take :data:`DEFAULT_CONFIG` (paper) values.
     train_dataset, val_dataset : torch.utils.data.Dataset
-        Items ``(composite, truth)``, float tensors ``(3, S, S)`` in [-1, 1],
+        Items ``(composite, truth, mask)``: float tensors ``(3, S, S)`` in [-1, 1]
+        and ``(1, S, S)`` in [0, 1],
         ``S = cfg["image_size"]``. ``val_dataset`` (may be ``None``) only feeds the
         sample grids.
     out_dir : str or Path
@@ -448,16 +452,21 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
     torch.manual_seed(cfg["seed"])
     np.random.seed(cfg["seed"] % 2 ** 32)
     random.seed(cfg["seed"])
-    G = Generator(size, cfg["n_bottleneck"], cfg["base_width"]).to(device)
+    G = Generator(size, cfg["n_bottleneck"], cfg["base_width"], mask_input=cfg["mask_input"],
+                  skip=cfg["skip"], output=cfg["output"],
+                  affine_grid=cfg["affine_grid"]).to(device)
     D = Critic(size, cfg["critic_width"]).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]))
-    use_amp = cfg["amp"] and device.type == "cuda"
+    use_amp = cfg["amp"]
     amp_dtype = getattr(torch, cfg["amp_dtype"])
+    if use_amp and device.type == "cpu" and amp_dtype != torch.bfloat16:
+        raise ConfigError("amp on the CPU needs amp_dtype: bfloat16")
     fp16 = use_amp and amp_dtype == torch.float16
     scaler_g = torch.amp.GradScaler("cuda", enabled=fp16)
     scaler_d = torch.amp.GradScaler("cuda", enabled=fp16)
-    autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else nullcontext
+    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if use_amp \
+        else nullcontext
 
     # --- resume ---------------------------------------------------------------------------
     for folder in (ckpt_dir, sample_dir, state_dir):  # temp files of a killed atomic write
@@ -465,10 +474,10 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
             for junk in folder.glob(".*.tmp*"):
                 junk.unlink(missing_ok=True)
     it, batches, seconds = 0, 0, 0.0
-    existing = _list_checkpoints(ckpt_dir)
+    existing = _saved(ckpt_dir)
     if existing:
         latest = existing[-1]
-        ckpt = _torch_load(latest)
+        ckpt = load_checkpoint(latest)
         if ckpt.get("kind") != "training":
             raise TrainingError(f"{latest}: newest checkpoint lacks the training state; "
                                 "cannot resume")
@@ -502,7 +511,7 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
         _say(progress, f"{out_dir} already finished ({it} iterations)")
         result = json.loads(done_path.read_text())
         return {**result, "final": out_dir / "final.pt",
-                "checkpoints": _list_checkpoints(out_dir / "checkpoints"),
+                "checkpoints": _saved(out_dir / "checkpoints"),
                 "log": out_dir / "train_log.csv"}
     if it < total:
         done_path.unlink(missing_ok=True)
@@ -521,7 +530,7 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
 
     def save_checkpoint():
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        previous = _list_checkpoints(ckpt_dir)
+        previous = _saved(ckpt_dir)
         path = ckpt_dir / _ckpt_name(it)
         state = {
             "format": CHECKPOINT_FORMAT, "kind": "training", "arch": dict(G.arch),
@@ -548,9 +557,9 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
 
     def next_batch():
         nonlocal batches
-        x, y = next(stream)
+        batch = next(stream)
         batches += 1
-        return (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        return tuple(t.to(device, non_blocking=True) for t in batch)
 
     try:
         from tqdm import tqdm
@@ -569,9 +578,9 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
                 with torch.no_grad():
                     for p in D.parameters():
                         p.clamp_(-clamp, clamp)
-                x, y = next_batch()
+                x, y, m = next_batch()
                 with torch.no_grad(), autocast():
-                    fake = G(x)
+                    fake = G(x, m)
                 with autocast():
                     err_d = D(fake).float().mean() - D(y).float().mean()
                 opt_d.zero_grad(set_to_none=True)
@@ -580,9 +589,9 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
                 scaler_d.update()
             # (2) generator: L2 to the ground truth + adversarial term
             D.requires_grad_(False)
-            x, y = next_batch()
+            x, y, m = next_batch()
             with autocast():
-                fake = G(x)
+                fake = G(x, m)
                 adv = -D(fake).float().mean()
             l2 = nn.functional.mse_loss(fake.float(), y.float())
             loss_g = l2w * l2 + (1.0 - l2w) * adv
@@ -622,7 +631,7 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
 
     # --- publish the finished artefacts ---------------------------------------------------
     published = []
-    for p in _list_checkpoints(ckpt_dir):
+    for p in _saved(ckpt_dir):
         _publish(p, out_dir / "checkpoints" / p.name)
         published.append(out_dir / "checkpoints" / p.name)
     if sample_dir.exists():
@@ -662,171 +671,3 @@ def train_from_manifests(cfg: dict, train_csv, val_csv, scenes_root, out_dir, *,
     return train(cfg, CompositeDataset(train_csv, scenes_root, **kw),
                  CompositeDataset(val_csv, scenes_root, **kw), out_dir, threads=threads,
                  progress=progress)
-
-
-# --------------------------------------------------------------------------------------
-# Checkpoint selection
-# --------------------------------------------------------------------------------------
-
-def _gaussian_blur(t: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(N, C, H, W)`` with reflect padding (radius 3 sigma)."""
-    r = max(1, int(math.ceil(3 * sigma)))
-    x = torch.arange(-r, r + 1, dtype=t.dtype, device=t.device)
-    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    k = (k / k.sum()).view(1, 1, 1, -1).repeat(t.shape[1], 1, 1, 1)
-    t = nn.functional.pad(t, (r, r, r, r), mode="reflect")
-    t = nn.functional.conv2d(t, k, groups=t.shape[1])
-    return nn.functional.conv2d(t, k.transpose(2, 3), groups=t.shape[1])
-
-
-def evaluate_generator(generator: Generator | None, dataset, *, device="auto",
-                       batch_size: int = 64, ratio: float = 0.5,
-                       lowpass_sigma: float = 2.0) -> dict:
-    """Validation scores of ``G(composite)`` vs the truth on [0, 1] images.
-
-    ``generator=None`` scores the copy-paste composite itself.
-
-    Parameters
-    ----------
-    generator : Generator or None
-    dataset : torch.utils.data.Dataset
-        ``(composite, truth)`` items in [-1, 1].
-    device : str
-    batch_size : int
-    ratio : float
-        Side of the pasted centre square as a fraction of the image (the composites'
-        geometry, :func:`gpgan.data.dataset.paste_centre`), for ``l2_centre``.
-    lowpass_sigma : float
-        Gaussian sigma (pixels) for ``l2_lowpass``.
-
-    Returns
-    -------
-    dict
-        ``l2`` (MSE over the image), ``psnr`` (per-image PSNR with peak 1.0, averaged),
-        ``l2_centre`` (MSE inside the pasted square: the colour correction),
-        ``l2_lowpass`` (MSE of Gaussian-blurred images: the colour / low frequencies
-        that GP-GAN takes from ``G``) and ``n`` (images).
-    """
-    device = resolve_device(device)
-    if generator is not None:
-        generator = generator.to(device).eval()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    acc: dict[str, list] = {"l2": [], "l2_centre": [], "l2_lowpass": []}
-    with torch.no_grad():
-        for x, y in loader:
-            x = x.to(device)
-            out = x if generator is None else generator(x)
-            a = (out.float().cpu().clamp(-1, 1) + 1) / 2
-            b = (y.float().clamp(-1, 1) + 1) / 2
-            s = a.shape[-1]
-            side = int(s * ratio)
-            o = s // 2 - side // 2
-            err = (a - b) ** 2
-            acc["l2"].append(err.mean(dim=(1, 2, 3)).double())
-            acc["l2_centre"].append(err[..., o:o + side, o:o + side].mean(dim=(1, 2, 3))
-                                    .double())
-            low = (_gaussian_blur(a, lowpass_sigma) - _gaussian_blur(b, lowpass_sigma)) ** 2
-            acc["l2_lowpass"].append(low.mean(dim=(1, 2, 3)).double())
-    if not acc["l2"]:
-        raise InputError("validation set is empty")
-    mse = torch.cat(acc["l2"])
-    psnr = 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
-    return {"l2": float(mse.mean()), "psnr": float(psnr.mean()),
-            "l2_centre": float(torch.cat(acc["l2_centre"]).mean()),
-            "l2_lowpass": float(torch.cat(acc["l2_lowpass"]).mean()), "n": int(mse.numel())}
-
-
-def _expand_checkpoints(checkpoints) -> list[Path]:
-    """A list of checkpoint files and/or folders (their ``iter_*.pt``) -> files."""
-    if isinstance(checkpoints, (str, os.PathLike)):
-        checkpoints = [checkpoints]
-    files: list[Path] = []
-    for entry in checkpoints:
-        entry = Path(entry)
-        files += _list_checkpoints(entry) if entry.is_dir() else [entry]
-    if not files:
-        raise ModelError(f"no checkpoints to select from ({', '.join(map(str, checkpoints))})")
-    return files
-
-
-def select_checkpoint(checkpoints, val_dataset, out_dir, *, device="auto",
-                      batch_size: int = 64, seed: int = 0, ratio: float = 0.5) -> Path:
-    """Pick the checkpoint with the lowest validation L2; write ``best.pt``.
-
-    Parameters
-    ----------
-    checkpoints : list of Path, or a folder
-        Checkpoint files (any kind :func:`gpgan.models.load_generator` reads); a folder
-        stands for its ``iter_*.pt`` files in iteration order.
-    val_dataset : torch.utils.data.Dataset
-        Validation ``(composite, truth)`` items, ``(3, 64, 64)`` in [-1, 1].
-    out_dir : str or Path
-        Receives ``selection.csv`` (one row per checkpoint plus the ``copy-paste``
-        input and an ``untrained`` generator of the same architecture, seeded with
-        ``seed``, for context; columns ``name, kind, iteration, l2, psnr, l2_centre,
-        l2_lowpass, selected``, see :func:`evaluate_generator`) and ``best.pt`` (a
-        generator-only checkpoint, atomic). Selection is by ``l2``.
-    device : str
-        ``"auto"``, ``"cpu"`` or ``"cuda"``.
-    ratio : float
-        Pasted-square fraction of the composites (for ``l2_centre``).
-
-    Returns
-    -------
-    Path
-        ``out_dir / "best.pt"``.
-    """
-    checkpoints = _expand_checkpoints(checkpoints)
-    out_dir = Path(out_dir)
-    rows, best, best_gen = [], None, None
-    arch = None
-    for path in checkpoints:
-        meta = _torch_load(path)
-        gen = generator_from_checkpoint(meta, str(path))
-        arch = arch or dict(gen.arch)
-        score = evaluate_generator(gen, val_dataset, device=device, batch_size=batch_size,
-                                   ratio=ratio)
-        row = {"name": path.name, "kind": "checkpoint",
-               "iteration": meta.get("iteration", ""), **score}
-        rows.append(row)
-        if best is None or score["l2"] < best["l2"]:
-            best, best_gen = row, gen.cpu()
-        del meta
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        untrained = Generator(**arch)
-    for name, gen in (("copy-paste", None), ("untrained", untrained)):
-        score = evaluate_generator(gen, val_dataset, device=device, batch_size=batch_size,
-                                   ratio=ratio)
-        rows.append({"name": name, "kind": "baseline", "iteration": "", **score})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "selection.csv") as tmp:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["name", "kind", "iteration", "l2", "psnr",
-                                               "l2_centre", "l2_lowpass", "selected"])
-            w.writeheader()
-            for r in rows:
-                w.writerow({"name": r["name"], "kind": r["kind"], "iteration": r["iteration"],
-                            "l2": f"{r['l2']:.8g}", "psnr": f"{r['psnr']:.6g}",
-                            "l2_centre": f"{r['l2_centre']:.8g}",
-                            "l2_lowpass": f"{r['l2_lowpass']:.8g}",
-                            "selected": int(r is best)})
-    return save_generator(best_gen, out_dir / "best.pt",
-                          extra={"selected_from": best["name"],
-                                 "iteration": best["iteration"],
-                                 "val_l2": best["l2"], "val_psnr": best["psnr"]})
-
-
-def select_from_manifests(checkpoints, val_csv, scenes_root, out_dir, *, device="auto",
-                          ratio: float = 0.5) -> Path:
-    """:func:`select_checkpoint` on a :class:`~gpgan.data.dataset.CompositeDataset`
-    manifest; the image size comes from the first checkpoint. ``checkpoints`` is a
-    list of files or a folder (its ``iter_*.pt``, in order)."""
-    from .data.dataset import CompositeDataset
-
-    if isinstance(checkpoints, (str, os.PathLike)) and Path(checkpoints).is_dir():
-        checkpoints = sorted(Path(checkpoints).glob("iter_*.pt"))
-    checkpoints = _expand_checkpoints(checkpoints)
-    size = load_generator(checkpoints[0], device="cpu").arch["image_size"]
-    val = CompositeDataset(val_csv, scenes_root, image_size=size, ratio=ratio)
-    return select_checkpoint(checkpoints, val, out_dir, device=device, ratio=ratio)

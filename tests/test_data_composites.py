@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gpgan.data.composites import (TEST_COLUMNS, TRAIN_COLUMNS, build_composites, list_scenes,
-                                   make_test_composites, random_blob_mask, resized_shape,
+                                   make_test_composites, random_blob_mask, read_groups,
                                    split_scenes, write_train_manifest)
 from gpgan.data.demo import build_demo_dataset
 from gpgan.errors import ConfigError, InputError
@@ -85,28 +85,37 @@ def test_split_scenes_disjoint_and_seeded():
         split_scenes(scenes, {"train": 1.1, "test": -0.1})
 
 
-def test_resized_shape_matches_reference_ceil():
-    assert resized_shape(480, 640, 64) == (64, 86)   # ceil(85.33)
-    assert resized_shape(469, 625, 64) == (64, 86)
-    assert resized_shape(300, 300, 64) == (64, 64)
-    assert resized_shape(900, 600, 64) == (96, 64)
+def test_split_keeps_every_group_in_one_split():
+    # 40 scenes from 12 photographs of uneven size: no photograph in two splits
+    groups = {f"s{i:02d}": f"photo{i % 12}" for i in range(40)}
+    fr = {"train": 0.7, "val": 0.1, "test": 0.2}
+    sp = split_scenes(groups, fr, seed=3, groups=groups)
+    where = {}
+    for split, names in sp.items():
+        for n in names:
+            assert where.setdefault(groups[n], split) == split
+    assert sum(map(len, sp.values())) == 40 and all(sp.values())
+    assert abs(len(sp["train"]) - 28) <= 4  # close to the fractions, in scenes
+    assert sp == split_scenes(sorted(groups, reverse=True), fr, seed=3, groups=groups)
+    assert sp != split_scenes(groups, fr, seed=4, groups=groups)
 
 
-def test_train_manifest_valid_and_deterministic(demo, tmp_path):
+def test_train_manifest_reference_geometry(demo, tmp_path):
+    # the reference: a short-side square at a random position, the centre square mask
     index = list_scenes(demo)
     scenes = sorted(index)[:6]
     out = write_train_manifest(demo, scenes, 2000, tmp_path / "train.csv", seed=5)
     header, rows = _rows(out)
     assert tuple(header) == TRAIN_COLUMNS and len(rows) == 2000
     used = set()
-    for scene, obj, bg, cy, cx, seed in rows:
+    for scene, obj, bg, y, x, h, w, flip, cover, seed in rows:
         used.add(scene)
         assert obj != bg and obj.startswith(scene + "/") and bg.startswith(scene + "/")
         assert (demo / obj).is_file() and (demo / bg).is_file()
-        w, h = Image.open(demo / obj).size
-        rh, rw = resized_shape(h, w, 64)
-        assert 0 <= int(cy) <= rh - 64 and 0 <= int(cx) <= rw - 64
-        assert 0 <= int(seed) < 2**31
+        W, H = Image.open(demo / obj).size
+        assert int(h) == int(w) == min(H, W)
+        assert 0 <= int(y) <= H - int(h) and 0 <= int(x) <= W - int(w)
+        assert flip == "0" and cover == "0" and 0 <= int(seed) < 2**31
     assert used == set(scenes)  # every scene drawn, only the given ones
     # crop positions really vary over the valid range (non-square scenes)
     assert len({(r[3], r[4]) for r in rows}) > 5
@@ -114,6 +123,29 @@ def test_train_manifest_valid_and_deterministic(demo, tmp_path):
     assert out.read_bytes() == again.read_bytes()
     other = write_train_manifest(demo, scenes, 2000, tmp_path / "other.csv", seed=6)
     assert out.read_bytes() != other.read_bytes()
+
+
+def test_train_manifest_fresh_variation(demo, tmp_path):
+    # boxes of random size and shape, flips and blob masks, all from the seed
+    kw = dict(seed=2, image_size=16, scale=(0.4, 1.0), aspect=1.5, flip=0.5,
+              coverage=(0.05, 0.4))
+    out = write_train_manifest(demo, None, 3000, tmp_path / "v.csv", **kw)
+    _, rows = _rows(out)
+    sides = []
+    for scene, obj, bg, y, x, h, w, flip, cover, seed in rows:
+        W, H = Image.open(demo / obj).size
+        y, x, h, w = int(y), int(x), int(h), int(w)
+        assert 0 <= y and y + h <= H and 0 <= x and x + w <= W
+        assert max(h, w) / min(h, w) <= 1.5 + 2 / min(h, w)
+        assert 0.05 <= float(cover) <= 0.4
+        sides.append(min(h, w) / min(H, W))
+    assert min(sides) < 0.45 and max(sides) > 0.95
+    flips = np.mean([r[7] == "1" for r in rows])
+    assert 0.45 < flips < 0.55
+    # no two rows the same sample (pair, box, mask)
+    assert len({tuple(r[1:]) for r in rows}) == len(rows)
+    again = write_train_manifest(demo, None, 3000, tmp_path / "w.csv", **kw)
+    assert out.read_bytes() == again.read_bytes()
 
 
 def test_train_manifest_bad_arguments(demo, tmp_path):
@@ -194,6 +226,7 @@ def test_build_composites_respects_splits(demo, tmp_path):
     written = build_composites(demo, out, seed=4, n_train=500, n_val=50, n_test=4,
                                fractions={"train": 0.6, "val": 0.2, "test": 0.2})
     assert set(written) == {"splits", "train", "val", "test"}
+    assert not (out / "validation").exists()
     _, split_rows = _rows(out / "splits.csv")
     split_of = {s: k for s, k in split_rows}
     assert len(split_of) == len(split_rows) == 10  # each scene exactly once
@@ -202,6 +235,29 @@ def test_build_composites_respects_splits(demo, tmp_path):
         assert {split_of[r[0]] for r in rows} == {name}
     _, test_rows = _rows(out / "test.csv")
     assert len(test_rows) == 4 and {split_of[r[1]] for r in test_rows} == {"test"}
+
+
+def test_build_composites_groups_and_validation_blends(demo, tmp_path):
+    # scenes of one photograph never straddle two splits; full-size validation
+    # composites come from the validation split only
+    groups = read_groups(demo / "variants.csv")  # 10 scenes of 6 photographs
+    assert len(groups) == 10 and len(set(groups.values())) == 6
+    out = tmp_path / "run"
+    written = build_composites(demo, out, seed=1, n_train=300, n_val=20, n_test=6,
+                               n_val_blends=5, groups=demo / "variants.csv",
+                               train_masks="blob", scale=(0.5, 1.0), aspect=1.3, flip=0.5,
+                               fractions={"train": 0.5, "val": 0.25, "test": 0.25})
+    assert written["validation"] == out / "validation" / "validation.csv"
+    _, split_rows = _rows(out / "splits.csv")
+    split_of = dict(split_rows)
+    by_group = {}
+    for scene, split in split_of.items():
+        assert by_group.setdefault(groups[scene], split) == split
+    _, val_rows = _rows(written["validation"])
+    assert len(val_rows) == 5 and {split_of[r[1]] for r in val_rows} == {"val"}
+    assert all((out / "validation" / r[4]).is_file() for r in val_rows)
+    _, train_rows = _rows(out / "train.csv")
+    assert all(float(r[8]) > 0 for r in train_rows)  # blob masks
 
 
 # ---------------------------------------------------------------- hostile input (issue 13)

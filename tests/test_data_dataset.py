@@ -26,32 +26,33 @@ def setup(tmp_path_factory):
     return root, manifest
 
 
-def _crop(root, rel, y, x, size=64):
-    """Independent reference: Pillow bilinear resize to short side `size` (ceil), crop."""
-    im = Image.open(root / rel).convert("RGB")
-    s = size / min(im.size)
-    w, h = int(np.ceil(im.width * s - 1e-9)), int(np.ceil(im.height * s - 1e-9))
-    a = np.asarray(im.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
-    return torch.from_numpy(a[y:y + size, x:x + size].transpose(2, 0, 1).copy()) / 127.5 - 1
+def _crop(root, rel, box, size=64):
+    """Independent reference: crop the box, then Pillow's bilinear resize."""
+    y, x, h, w = (int(v) for v in box)
+    im = Image.open(root / rel).convert("RGB").crop((x, y, x + w, y + h))
+    a = np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+    return torch.from_numpy(a.transpose(2, 0, 1).copy()) / 127.5 - 1
 
 
 def test_items_shape_range_and_content(setup):
     root, manifest = setup
     ds = CompositeDataset(manifest, root)
     assert len(ds) == 200
+    inner = (slice(None), slice(16, 48), slice(16, 48))
     for i in (0, 1, 57, 199):
-        comp, gt = ds[i]
-        assert comp.shape == gt.shape == (3, 64, 64)
-        assert comp.dtype == gt.dtype == torch.float32
+        comp, gt, m = ds[i]
+        assert comp.shape == gt.shape == (3, 64, 64) and m.shape == (1, 64, 64)
+        assert comp.dtype == gt.dtype == m.dtype == torch.float32
         assert comp.min() >= -1 and comp.max() <= 1 and gt.min() >= -1 and gt.max() <= 1
-        y, x = ds.crop[i]
-        obj = _crop(root, ds.obj[i], y, x)
-        bg = _crop(root, ds.bg[i], y, x)
-        torch.testing.assert_close(gt, bg, atol=1e-6, rtol=0)           # gt = scene crop
-        inner = (slice(None), slice(16, 48), slice(16, 48))
-        torch.testing.assert_close(comp[inner], obj[inner], atol=1e-6, rtol=0)  # pasted object
-        outside = torch.ones(64, 64, dtype=torch.bool)
-        outside[16:48, 16:48] = False
+        obj = _crop(root, ds.obj[i], ds.box[i])
+        bg = _crop(root, ds.bg[i], ds.box[i])
+        # same pixels as crop-then-resize, up to Pillow's filter support at the box edge
+        core = (slice(None), slice(2, -2), slice(2, -2))
+        torch.testing.assert_close(gt[core], bg[core], atol=3 / 127.5, rtol=0)
+        torch.testing.assert_close(comp[inner], obj[inner], atol=3 / 127.5, rtol=0)
+        assert torch.equal(m[0, 16:48, 16:48], torch.ones(32, 32))  # reference centre square
+        assert float(m.sum()) == 32 * 32
+        outside = m[0] == 0
         torch.testing.assert_close(comp[:, outside], gt[:, outside])   # rest = scene
         assert (comp[inner] - gt[inner]).abs().mean() > 0.01          # two different lightings
 
@@ -63,26 +64,41 @@ def test_deterministic_and_dataloader(setup):
         for ta, tb in zip(a[i], b[i]):
             assert torch.equal(ta, tb)
     loader = torch.utils.data.DataLoader(a, batch_size=16, shuffle=False, num_workers=0)
-    comp, gt = next(iter(loader))
-    assert comp.shape == (16, 3, 64, 64) and torch.equal(comp[3], a[3][0])
+    comp, gt, m = next(iter(loader))
+    assert comp.shape == (16, 3, 64, 64) and m.shape == (16, 1, 64, 64)
+    assert torch.equal(comp[3], a[3][0])
 
 
-def test_ratio_image_size_flip_and_cache(setup, tmp_path):
+def test_blob_masks_boxes_and_flips_from_the_manifest(setup, tmp_path):
     root, _ = setup
-    manifest = write_train_manifest(root, None, 50, tmp_path / "m32.csv", seed=1, image_size=32)
-    ds = CompositeDataset(manifest, root, image_size=32, ratio=0.25, cache_size=3)
-    comp, gt = ds[0]
-    assert comp.shape == (3, 32, 32)
-    diff = (comp != gt).any(0)
-    assert not diff[:12].any() and not diff[20:].any() and not diff[:, :12].any()
+    kw = dict(seed=1, image_size=32, scale=(0.5, 1.0), aspect=1.5, coverage=(0.1, 0.3))
+    plain = write_train_manifest(root, None, 40, tmp_path / "a.csv", **kw)
+    ds = CompositeDataset(plain, root, image_size=32, cache_size=3)
     for i in range(len(ds)):
-        ds[i]
+        comp, gt, m = ds[i]
+        assert comp.shape == (3, 32, 32)
+        assert abs(float(m.mean()) - ds.coverage[i]) < 0.02  # the row's coverage
+        mm = m[0].bool()
+        obj = _crop(root, ds.obj[i], ds.box[i], 32)
+        torch.testing.assert_close(comp[:, ~mm], gt[:, ~mm])
+        core = mm.clone()
+        core[:2], core[-2:], core[:, :2], core[:, -2:] = False, False, False, False
+        torch.testing.assert_close(comp[:, core], obj[:, core], atol=3 / 127.5, rtol=0)
     assert len(ds._cache) == 3  # LRU bounded
-    flip = CompositeDataset(manifest, root, image_size=32, ratio=0.25, flip=True)
-    odd = next(i for i in range(len(ds)) if ds.seed[i] % 2 == 1)
-    even = next(i for i in range(len(ds)) if ds.seed[i] % 2 == 0)
-    assert torch.equal(flip[odd][1], ds[odd][1].flip(-1))
-    assert torch.equal(flip[even][1], ds[even][1])
+    # the flip column mirrors both images (and the mask stays the row's)
+    with open(plain) as f:
+        lines = f.read().splitlines()
+    flipped = tmp_path / "f.csv"
+    cols = lines[0].split(",")
+    k = cols.index("flip")
+    rows = [r.split(",") for r in lines[1:]]
+    for r in rows:
+        r[k] = "1"
+    flipped.write_text("\n".join([lines[0]] + [",".join(r) for r in rows]) + "\n")
+    fl = CompositeDataset(flipped, root, image_size=32)
+    for i in (0, 7):
+        assert torch.equal(fl[i][1], ds[i][1].flip(-1))
+        assert torch.equal(fl[i][2], ds[i][2])
 
 
 def test_missing_and_corrupt_images(setup, tmp_path, caplog):
@@ -98,7 +114,7 @@ def test_missing_and_corrupt_images(setup, tmp_path, caplog):
         bad[0]
     skip = CompositeDataset(manifest, root, on_error="skip")
     with caplog.at_level(logging.WARNING, logger="gpgan"):
-        comp, gt = skip[0]
+        comp, gt, _ = skip[0]
     assert str(root / victim) in caplog.text
     j = next(k for k in range(1, len(ds)) if victim not in (ds.obj[k], ds.bg[k]))
     assert torch.equal(comp, CompositeDataset(manifest, root0)[j][0])  # next good row
@@ -117,11 +133,14 @@ def test_bad_manifest(setup, tmp_path):
     p.write_text("scene,obj,bg\n")
     with pytest.raises(InputError, match="header must be"):
         CompositeDataset(p, root)
-    p.write_text("scene,obj_image,bg_image,crop_y,crop_x,seed\nrocket_00,a,b,x,0,1\n")
+    head = "scene,obj_image,bg_image,crop_y,crop_x,crop_h,crop_w,flip,coverage,seed\n"
+    p.write_text(head + "rocket_00,a,b,x,0,9,9,0,0,1\n")
     with pytest.raises(InputError, match=":2: bad row"):
         CompositeDataset(p, root)
-    p.write_text("scene,obj_image,bg_image,crop_y,crop_x,seed\n"
-                 "rocket_00,rocket_00/00.png,rocket_00/01.png,500,0,1\n")
+    p.write_text(head + "rocket_00,a,b,0,0,9,9,0,1.5,1\n")
+    with pytest.raises(InputError, match=":2: bad row"):
+        CompositeDataset(p, root)
+    p.write_text(head + "rocket_00,rocket_00/00.png,rocket_00/01.png,500,0,96,96,0,0,1\n")
     with pytest.raises(InputError, match="does not fit"):
         CompositeDataset(p, root)[0]
     with pytest.raises(ConfigError):

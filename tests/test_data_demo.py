@@ -7,8 +7,10 @@ import time
 
 import numpy as np
 import pytest
+import skimage.data
 from PIL import Image
 
+from gpgan.data.composites import read_groups
 from gpgan.data.demo import (DEMO_PHOTOS, build_demo_dataset, load_photo, relight,
                              sample_relight_params)
 from gpgan.errors import ConfigError, InputError
@@ -50,7 +52,7 @@ def test_more_scenes_keep_the_existing_ones(tmp_path):
 def test_default_build_is_fast_and_well_formed(tmp_path):
     """The acceptance criterion: the default demo dataset builds in < 30 s (2 cores)."""
     t0 = time.perf_counter()
-    paths = build_demo_dataset(tmp_path / "demo")
+    paths = build_demo_dataset(tmp_path / "demo", n_scenes=30)
     seconds = time.perf_counter() - t0
     assert seconds < 30, f"demo build took {seconds:.1f} s"
     assert len(paths) == 30 * 8
@@ -125,3 +127,24 @@ def test_relighting_model_directions(photos):
 def test_bad_arguments(tmp_path, kw):
     with pytest.raises(ConfigError):
         build_demo_dataset(tmp_path, **kw)
+
+
+def test_one_scene_per_photo_with_photo_folders_and_groups(tmp_path):
+    # a photos.csv folder (the layout gpgan.data.photos writes) joins the package photos
+    folder = tmp_path / "photos"
+    (folder / "g1").mkdir(parents=True)
+    rows = []
+    for name, group in (("a", "g1"), ("b", "g1")):
+        img = skimage.data.coffee()[::4, ::4] if name == "a" else skimage.data.chelsea()[::3, ::3]
+        Image.fromarray(img).save(folder / "g1" / f"{name}.png")
+        rows.append(f"{name},g1/{name}.png,{group},test,{img.shape[1]},{img.shape[0]}")
+    (folder / "photos.csv").write_text("name,file,group,source,width,height\n"
+                                       + "\n".join(rows) + "\n")
+    paths = build_demo_dataset(tmp_path / "demo", n_variants=2, size=48, seed=0,
+                               photos=["rocket"], photo_dirs=[folder], crop=(1.0, 1.0))
+    assert sorted({p.parent.name for p in paths}) == ["a_00", "b_00", "rocket_00"]
+    groups = read_groups(tmp_path / "demo" / "variants.csv")
+    assert groups == {"rocket_00": "rocket", "a_00": "g1", "b_00": "g1"}
+    # crop (1, 1): the scene spans the photo's short side
+    w, h = Image.open(tmp_path / "demo" / "a_00" / "00.png").size
+    assert min(w, h) == 48

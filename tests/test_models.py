@@ -217,7 +217,9 @@ def test_convert_chainer_npz_synthetic(tmp_path):
     _chainer_npz_from(g, tmp_path / "blending_gan.npz")
     out = convert_chainer_npz(tmp_path / "blending_gan.npz", tmp_path / "converted.pt")
     h = load_generator(out, device="cpu")
-    assert h.arch == {"image_size": 64, "n_bottleneck": 40, "base_width": 8}
+    assert h.arch == {"image_size": 64, "n_bottleneck": 40, "base_width": 8,
+                      "mask_input": False, "skip": False, "output": "image",
+                      "affine_grid": 16}  # the paper's options
     comp = _photo64()
     np.testing.assert_array_equal(generate_color(h, comp), generate_color(g, comp))
 
@@ -231,3 +233,73 @@ def test_convert_chainer_npz_rejects_wrong_layout(tmp_path):
     np.savez(tmp_path / "part.npz", **_chainer_npz_from_partial)
     with pytest.raises(ModelError):
         convert_chainer_npz(tmp_path / "part.npz", tmp_path / "y.pt")
+
+
+# ----------------------------------------------------------------- options beyond the paper
+_OPTIONS = [dict(mask_input=True), dict(skip=True), dict(mask_input=True, skip=True),
+            dict(mask_input=True, skip=True, output="affine"),
+            dict(mask_input=True, output="affine", affine_grid=8)]
+
+
+def _mask64() -> np.ndarray:
+    from gpgan.data.composites import random_blob_mask
+
+    return random_blob_mask(64, 64, 0.25, np.random.default_rng(3))
+
+
+def test_skip_decoder_takes_the_encoder_activations():
+    g = Generator(64, 64, 8, skip=True, mask_input=True)
+    deconvs = [m for m in g.decoder if isinstance(m, nn.ConvTranspose2d)]
+    # first deconv from the bottleneck; then each takes its input + the encoder's
+    # same-resolution activation (widths 64, 32, 16, 8 -> doubled)
+    assert [(m.in_channels, m.out_channels) for m in deconvs] == [
+        (64, 64), (128, 32), (64, 16), (32, 8), (16, 3)]
+    assert g.encoder[0].in_channels == 4
+    x = torch.from_numpy(_photo64().transpose(2, 0, 1))[None] * 2 - 1
+    m = torch.from_numpy(_mask64())[None, None]
+    with torch.no_grad():
+        y = g.eval()(x, m)
+        # the skip path carries a pixel-level change of the input to the output
+        x2 = x.clone()
+        x2[..., 10, 10] = -x2[..., 10, 10]
+        assert not torch.equal(g(x2, m), y)
+    assert y.shape == (1, 3, 64, 64)
+
+
+def test_affine_output_starts_as_identity_and_never_changes_the_background():
+    torch.manual_seed(1)
+    g = Generator(64, 32, 8, mask_input=True, skip=True, output="affine").eval()
+    x = torch.from_numpy(_photo64().transpose(2, 0, 1))[None] * 2 - 1
+    m = torch.from_numpy(_mask64())[None, None]
+    with torch.no_grad():
+        assert torch.equal(g(x, m), x.clamp(-1, 1))  # zero-initialised head
+        g.head.weight.normal_(0, 0.05)
+        g.head.bias.normal_(0, 0.05)
+        y = g(x, m)
+    outside = (m == 0).expand_as(x)
+    assert torch.equal(y[outside], x[outside])
+    assert float((y - x)[~outside].abs().mean()) > 1e-3
+
+
+@pytest.mark.parametrize("kw", _OPTIONS)
+def test_options_round_trip_through_a_bare_state_dict(tmp_path, kw):
+    g = Generator(32, 16, 4, **kw)
+    torch.save(g.state_dict(), tmp_path / "bare.pt")
+    h = load_generator(tmp_path / "bare.pt", device="cpu")
+    assert h.arch == g.arch
+    comp = _photo64()[::2, ::2].copy()
+    mask = _mask64()[::2, ::2].copy()
+    np.testing.assert_array_equal(generate_color(h, comp, mask),
+                                  generate_color(g.eval(), comp, mask))
+
+
+def test_mask_input_needs_a_mask_and_affine_needs_mask_input():
+    g = Generator(32, 8, 4, mask_input=True)
+    with pytest.raises(ModelError, match="mask"):
+        generate_color(g, _photo64()[::2, ::2].copy())
+    with pytest.raises(ConfigError, match="mask_input"):
+        Generator(32, 8, 4, output="affine")
+    with pytest.raises(ConfigError, match="affine_grid"):
+        Generator(32, 8, 4, mask_input=True, output="affine", affine_grid=32)
+    with pytest.raises(ConfigError, match="output"):
+        Generator(32, 8, 4, output="picture")

@@ -18,7 +18,7 @@ PROGRESS_MEGAPIXELS = 4.0
 
 
 def register(sub) -> None:
-    from ..blending import METHODS, MIN_COLOR_WEIGHT
+    from ..blending import METHODS
     from ..io import MAX_MEGAPIXELS
 
     p = sub.add_parser("blend", help="blend a source object into a destination image",
@@ -33,16 +33,10 @@ def register(sub) -> None:
                    help="output image (.png, .jpg, .tif, ...); never one of the inputs")
     p.add_argument("--method", default="gp-gan", choices=METHODS, help="default: gp-gan")
     p.add_argument("--model", help="Blending GAN checkpoint (gp-gan)")
-    p.add_argument("--color-weight", type=float, default=1.0,
-                   help=f"beta (default 1.0, at least {MIN_COLOR_WEIGHT:g})")
-    p.add_argument("--solver", choices=("cg", "dct"), default="cg")
     p.add_argument("--offset", type=_offset, metavar="Y,X",
                    help="top-left of src in dst, may be negative (--offset -10,-20); src "
                         "may be smaller; parts outside are clipped")
-    p.add_argument("--pyramid", choices=("aspect", "reference"), default="aspect")
-    p.add_argument("--preserve-background", action="store_true",
-                   help="hold pixels farther than --band px from the mask at dst")
-    p.add_argument("--band", type=int, default=5, help="band width in pixels (default 5)")
+    add_gp_options(p)
     p.add_argument("--poisson-boundary", choices=("mask", "box"), default="mask",
                    help="poisson: Dirichlet on the mask's border (Perez, default) or on its "
                         "bounding box (OpenCV seamlessClone's variant, faster)")
@@ -52,6 +46,31 @@ def register(sub) -> None:
                         f"{MAX_MEGAPIXELS:g}; a GP blend needs ~100 bytes per pixel)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
+
+
+def add_gp_options(p) -> None:
+    """The Gaussian-Poisson options of ``gp`` / ``gp-gan`` (``blend``, ``select-checkpoint``)."""
+    from ..blending import MIN_COLOR_WEIGHT
+
+    p.add_argument("--color-weight", type=float, default=1.0,
+                   help=f"beta (default 1.0, at least {MIN_COLOR_WEIGHT:g})")
+    p.add_argument("--solver", choices=("cg", "dct"), default="cg")
+    p.add_argument("--pyramid", choices=("aspect", "reference"), default="aspect")
+    p.add_argument("--preserve-background", action="store_true",
+                   help="hold pixels farther than --band px from the mask at dst")
+    p.add_argument("--band", type=int, default=5, help="band width in pixels (default 5)")
+    p.add_argument("--gan-region", choices=("mask", "image"), default="mask",
+                   help="gp-gan: take G's colour inside the (dilated, feathered) mask and "
+                        "the scene's outside it (default), or G's whole image (the paper)")
+
+
+def gp_options(args) -> dict:
+    """:func:`gpgan.blend` keyword arguments from :func:`add_gp_options`' flags."""
+    if args.band < 0:
+        raise InputError(f"--band must be >= 0, got {args.band}")
+    return dict(color_weight=args.color_weight, solver=args.solver, pyramid=args.pyramid,
+                preserve_background=args.preserve_background, band=args.band,
+                gan_region=args.gan_region)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -83,8 +102,7 @@ def run(args) -> int:
     from ..io import check_output_path, read_image, read_mask, write_image
     from ..pyramid import level_sizes
 
-    if args.band < 0:
-        raise InputError(f"--band must be >= 0, got {args.band}")
+    options = gp_options(args)
     if args.max_megapixels <= 0:
         raise InputError(f"--max-megapixels must be > 0, got {args.max_megapixels:g}")
     if args.method in ("gp", "gp-gan"):
@@ -108,11 +126,9 @@ def run(args) -> int:
               + (f", {levels} pyramid levels" if levels else ""), file=sys.stderr, flush=True)
         infos = _LevelProgress(levels) if levels else None
     t0 = time.perf_counter()
-    result = blend(src, dst, mask, method=args.method, offset=args.offset,
-                   color_weight=args.color_weight, solver=args.solver, model=args.model,
-                   pyramid=args.pyramid, preserve_background=args.preserve_background,
-                   band=args.band, device=args.device, poisson_boundary=args.poisson_boundary,
-                   infos=infos)
+    result = blend(src, dst, mask, method=args.method, offset=args.offset, model=args.model,
+                   device=args.device, poisson_boundary=args.poisson_boundary, infos=infos,
+                   **options)
     seconds = time.perf_counter() - t0
     write_image(out, result)
     if not args.quiet:

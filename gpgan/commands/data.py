@@ -83,9 +83,20 @@ def register(sub) -> None:
 
     p = sub.add_parser("demo", help="build the embedded demo dataset (relit real photos)",
                        description="Write OUT_DIR/<scene>/<k>.png: crops of photos shipped "
-                                   "in scikit-image/matplotlib, each relit K times.")
+                                   "in scikit-image/matplotlib (and of --photo-dir "
+                                   "folders), each relit K times.")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--scenes", type=int, default=30, help="number of scenes (default 30)")
+    p.add_argument("--scenes", type=int, default=None,
+                   help="number of scenes, dealt round-robin over the photos "
+                        "(default: one per photo)")
+    p.add_argument("--photo-dir", action="append", default=[], metavar="DIR",
+                   help="a folder with photos.csv (gpgan fetch-photos) whose photos are "
+                        "added; repeatable")
+    p.add_argument("--no-package-photos", action="store_true",
+                   help="leave out the 6 scikit-image/matplotlib photos")
+    p.add_argument("--crop", type=_range, default=(0.5, 0.9), metavar="LO,HI",
+                   help="scene crop side as a fraction of the photo's short side "
+                        "(default 0.5,0.9)")
     p.add_argument("--variants", type=int, default=8, help="variants per scene (default 8)")
     p.add_argument("--size", type=int, default=256, help="short side in pixels (default 256)")
     p.add_argument("--seed", type=int, default=0)
@@ -107,10 +118,23 @@ def register(sub) -> None:
     p.add_argument("--n-train", type=int, default=150_000)
     p.add_argument("--n-val", type=int, default=2_000)
     p.add_argument("--n-test", type=int, default=50)
+    p.add_argument("--n-val-blends", type=int, default=0,
+                   help="full-size validation composites for checkpoint selection "
+                        "(OUT_DIR/validation/; default 0)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--ratio", type=float, default=0.5)
     p.add_argument("--coverage", type=_range, default=(0.05, 0.4), metavar="LO,HI",
-                   help="mask coverage range of test composites (default 0.05,0.4)")
+                   help="blob mask coverage range (default 0.05,0.4)")
+    p.add_argument("--groups", help="CSV with scene,group columns (e.g. the demo's "
+                                    "variants.csv): a group's scenes share a split")
+    p.add_argument("--train-masks", choices=("centre", "blob"), default="centre",
+                   help="training masks: the reference's centre square or blobs")
+    p.add_argument("--scale", type=_range, default=(1.0, 1.0), metavar="LO,HI",
+                   help="training crop side / image short side (default 1,1)")
+    p.add_argument("--aspect", type=float, default=1.0,
+                   help="training crop long/short ratio drawn in [1, ASPECT] (default 1)")
+    p.add_argument("--flip", type=float, default=0.0,
+                   help="probability of a horizontal flip of a training sample")
     p.add_argument("--max-size", type=int, help="down-scale test images to this long side")
     p.add_argument("--masks-root", help="object masks <masks-root>/<scene>/*.png")
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail")
@@ -175,8 +199,10 @@ def run_demo(args) -> int:
     to_stderr(quiet=args.quiet)
     t0 = time.perf_counter()
     paths = build_demo_dataset(args.out_dir, n_scenes=args.scenes, n_variants=args.variants,
-                               size=args.size, seed=args.seed)
-    print(f"wrote {len(paths)} images ({args.scenes} scenes x {args.variants} variants) to "
+                               size=args.size, seed=args.seed, photo_dirs=args.photo_dir,
+                               photos=[] if args.no_package_photos else None, crop=args.crop)
+    scenes = len(paths) // args.variants
+    print(f"wrote {len(paths)} images ({scenes} scenes x {args.variants} variants) to "
           f"{args.out_dir} in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -188,8 +214,11 @@ def run_composites(args) -> int:
     written = build_composites(args.scenes_root, args.out_dir, seed=args.seed,
                                fractions=args.fractions, n_train=args.n_train,
                                n_val=args.n_val, n_test=args.n_test,
-                               image_size=args.image_size, ratio=args.ratio,
-                               coverage=args.coverage, max_size=args.max_size,
-                               masks_root=args.masks_root, on_error=args.on_error)
+                               n_val_blends=args.n_val_blends, image_size=args.image_size,
+                               ratio=args.ratio, coverage=args.coverage,
+                               max_size=args.max_size, masks_root=args.masks_root,
+                               groups=args.groups, train_masks=args.train_masks,
+                               scale=args.scale, aspect=args.aspect, flip=args.flip,
+                               on_error=args.on_error)
     print("wrote " + ", ".join(f"{k}: {v}" for k, v in written.items()))
     return 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from .blend import add_gp_options
 
 
 def _read_config(path) -> dict:
@@ -52,19 +53,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _select(args: argparse.Namespace) -> int:
-    from ..train import select_from_manifests
+    from ..select import select_checkpoint
+    from .blend import gp_options
 
     checkpoints = list(args.checkpoints)
     if args.train_dir:
-        checkpoints += sorted(Path(args.train_dir, "checkpoints").glob("iter_*.pt"))
+        checkpoints.append(Path(args.train_dir, "checkpoints"))
     if not checkpoints:
         raise ConfigError("no checkpoints given (use --checkpoints or --train-dir)")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    best = select_from_manifests(checkpoints, args.val_manifest, args.scenes_root,
-                                 args.out_dir, device=args.device)
+    best = select_checkpoint(checkpoints, args.val_composites, args.out_dir,
+                             lpips_weights=args.lpips_weights, device=args.device,
+                             threads=args.threads, progress=not args.quiet, **gp_options(args))
     print(best)
     return 0
 
@@ -86,20 +85,26 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, help="override the seed")
     p.add_argument("--num-workers", dest="num_workers", type=int,
                    help="DataLoader worker processes")
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast, CPU or CUDA)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
     s = subparsers.add_parser(
-        "select-checkpoint", help="pick the checkpoint with the best validation L2",
-        description="Score checkpoints on the validation split (L2 / PSNR of G(x) vs "
-                    "truth at 64x64); write OUT_DIR/selection.csv and OUT_DIR/best.pt.")
+        "select-checkpoint", help="pick the checkpoint whose gp-gan blends score best",
+        description="Blend the validation composites with gp-gan for every checkpoint and "
+                    "score the final images (fMSE, and LPIPS with --lpips-weights) "
+                    "against gp; write OUT_DIR/selection.csv and OUT_DIR/best.pt "
+                    "(docs/training.md).")
     s.add_argument("--checkpoints", nargs="*", default=[], help="checkpoint files")
     s.add_argument("--train-dir", help="a training out-dir: use its checkpoints/iter_*.pt")
-    s.add_argument("--val-manifest", required=True, help="validation split manifest CSV")
-    s.add_argument("--scenes-root", required=True, help="folder the manifest refers to")
+    s.add_argument("--val-composites", required=True,
+                   help="validation composites table (composites/validation/validation.csv)")
+    s.add_argument("--lpips-weights", help="LPIPS weights folder (gpgan fetch-weights); "
+                                           "without it, fMSE alone decides")
     s.add_argument("--out-dir", required=True, help="receives selection.csv and best.pt")
     s.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_gp_options(s)
     s.set_defaults(func=_select)

@@ -6,17 +6,26 @@ images of a scene must have the same size.
 
 Training / validation samples (SPEC.md, "Training data") are not written as images:
 a manifest CSV lists, per sample, the scene, the *object* image, the *scene* (bg)
-image and the crop position, and :class:`gpgan.data.dataset.CompositeDataset` builds
-the 64x64 composite on the fly. Manifest columns, exactly::
+image, the crop box, a flip, the mask and a seed, and
+:class:`gpgan.data.dataset.CompositeDataset` builds the composite on the fly. Manifest
+columns, exactly::
 
-    scene,obj_image,bg_image,crop_y,crop_x,seed
+    scene,obj_image,bg_image,crop_y,crop_x,crop_h,crop_w,flip,coverage,seed
 
 ``obj_image``/``bg_image`` are paths relative to ``scenes_root`` (two *different*
-images of the same scene); ``crop_y``/``crop_x`` are the top-left corner of the
-``image_size`` square crop in the image resized so that its short side is
-``image_size`` (size from :func:`resized_shape`, the reference's ``ceil``);
-``seed`` is a per-sample integer drawn from the manifest's seed (the dataset uses
-it for optional flips).
+images of the same scene); ``crop_*`` is the box (top, left, height, width, in the
+image's own pixels) that is resampled to ``image_size x image_size`` (a box that is
+not square is squashed, as GP-GAN squashes a whole image to the GAN's square input);
+``flip`` (0/1) mirrors both images; ``coverage`` is 0 for the reference's centre
+square (side ``ratio * image_size``) or the fraction of pixels of a random blob mask
+(:func:`random_blob_mask`) whose shape is drawn from ``seed``.
+
+The reference draws a square of the short side (``scale = (1, 1)``, ``aspect = 1``:
+resize the short side to 64, take a random 64x64 crop) and pastes the centre square
+(``coverage = None``). Fresh variation per sample (the demo's default): boxes of a
+random size (``scale``, fraction of the short side) and shape (``aspect``), random
+flips and blob masks of random coverage, all drawn from the manifest's seed, so a
+sample is a pure function of the seed and its row.
 
 Test composites for the benchmark are real files, at full resolution::
 
@@ -55,7 +64,7 @@ __all__ = [
     "read_test_csv",
     "list_scenes",
     "split_scenes",
-    "resized_shape",
+    "read_groups",
     "write_train_manifest",
     "random_blob_mask",
     "make_test_composites",
@@ -64,7 +73,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TRAIN_COLUMNS = ("scene", "obj_image", "bg_image", "crop_y", "crop_x", "seed")
+TRAIN_COLUMNS = ("scene", "obj_image", "bg_image", "crop_y", "crop_x", "crop_h", "crop_w",
+                 "flip", "coverage", "seed")
 TEST_COLUMNS = ("id", "scene", "src", "dst", "mask", "gt", "height", "width", "coverage")
 
 
@@ -168,6 +178,22 @@ def _check_geometry(image_size, ratio) -> None:
         raise ConfigError(f"need image_size >= 2 and 0 < ratio <= 1, got {image_size}, {ratio}")
 
 
+def _check_sampling(scale, aspect, flip, coverage) -> tuple[float, float]:
+    """Validate the training-sample options; returns the scale range."""
+    lo, hi = (float(v) for v in scale)
+    if not 0 < lo <= hi <= 1:
+        raise ConfigError(f"scale range must satisfy 0 < lo <= hi <= 1, got {scale}")
+    if not 1 <= aspect <= 4:
+        raise ConfigError(f"aspect must be in [1, 4], got {aspect}")
+    if not 0 <= flip <= 1:
+        raise ConfigError(f"flip must be a probability in [0, 1], got {flip}")
+    if coverage is not None:
+        c_lo, c_hi = (float(v) for v in coverage)
+        if not 0 < c_lo <= c_hi < 1:
+            raise ConfigError(f"coverage range must satisfy 0 < lo <= hi < 1, got {coverage}")
+    return lo, hi
+
+
 def _check_test_options(coverage, max_size, masks_root) -> tuple[float, float]:
     """Validate the test-composite options; returns the coverage range."""
     try:
@@ -184,8 +210,8 @@ def _check_test_options(coverage, max_size, masks_root) -> tuple[float, float]:
     return lo, hi
 
 
-def split_scenes(scenes, fractions=None, seed: int = 0) -> dict[str, list[str]]:
-    """Split scene names into disjoint sets (no scene in two splits).
+def split_scenes(scenes, fractions=None, seed: int = 0, groups=None) -> dict[str, list[str]]:
+    """Split scene names into disjoint sets (no scene, and no group, in two splits).
 
     Parameters
     ----------
@@ -193,50 +219,61 @@ def split_scenes(scenes, fractions=None, seed: int = 0) -> dict[str, list[str]]:
         Scene names (duplicates ignored).
     fractions : dict, optional
         ``{split: fraction}``, non-negative, summing to 1 (default
-        ``{"train": 0.8, "val": 0.1, "test": 0.1}``). Counts are rounded by largest
-        remainder; every split with a positive fraction gets at least one scene when
-        there are enough scenes.
+        ``{"train": 0.8, "val": 0.1, "test": 0.1}``).
     seed : int
         Seed of the shuffle (``numpy.random.default_rng``).
+    groups : dict, optional
+        ``{scene: group}``: scenes of one group (e.g. crops of one photograph, or
+        photographs of one place) always land in the same split. Scenes not listed are
+        their own group. Default: every scene is its own group.
 
     Returns
     -------
     dict
         ``{split: sorted scene names}`` in the order of ``fractions``; the union is all
         scenes.
+
+    Notes
+    -----
+    Groups are visited in a seeded random order. First every split with a positive
+    fraction receives one group (largest fraction first, while groups last);
+    then each further group goes to the split whose scene count is furthest below its
+    target ``fraction * n_scenes`` (ties: the order of ``fractions``).
     """
     fractions = _check_fractions(fractions)
     names = sorted(set(scenes))
     if not names:
         raise InputError("no scenes to split")
-    vals = np.array([float(v) for v in fractions.values()])
-    n = len(names)
-    exact = vals * n
-    counts = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
-        counts[i] += 1
-    # every positive split gets >= 1 scene if possible, taken from the largest split
-    for i in np.flatnonzero((vals > 0) & (counts == 0)):
-        donor = int(np.argmax(counts))
-        if counts[donor] > 1:
-            counts[donor] -= 1
-            counts[i] += 1
-    order = np.random.default_rng(seed).permutation(n)
-    out, start = {}, 0
-    for name, c in zip(fractions, counts):
-        out[name] = sorted(names[j] for j in order[start:start + c])
-        start += c
-    return out
+    groups = dict(groups or {})
+    members: dict[str, list[str]] = {}
+    for name in names:
+        members.setdefault(str(groups.get(name, name)), []).append(name)
+    keys = sorted(members)
+    order = [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
+    splits = list(fractions)
+    target = {k: float(fractions[k]) * len(names) for k in splits}
+    out: dict[str, list[str]] = {k: [] for k in splits}
+    positive = sorted((k for k in splits if fractions[k] > 0), key=lambda k: -fractions[k])
+    for k in positive[:len(order)]:
+        out[k] += members[order.pop(0)]
+    for g in order:
+        k = max(splits, key=lambda k: (target[k] - len(out[k]), -splits.index(k)))
+        out[k] += members[g]
+    return {k: sorted(v) for k, v in out.items()}
 
 
-def resized_shape(h: int, w: int, image_size: int) -> tuple[int, int]:
-    """Size ``(h', w')`` of an ``h x w`` image resized so the short side is ``image_size``.
-
-    Uses ``ceil`` like the reference, in exact integer arithmetic, so the short side
-    is exactly ``image_size`` and the long side ``>= image_size``.
-    """
-    m = min(h, w)
-    return -(-h * image_size // m), -(-w * image_size // m)
+def read_groups(path) -> dict[str, str]:
+    """``{scene: group}`` from a CSV with ``scene`` and ``group`` columns (extra columns,
+    e.g. those of the demo dataset's ``variants.csv``, are ignored)."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the scene groups ({exc.strerror})") from None
+    if rows and not {"scene", "group"} <= set(rows[0]):
+        raise InputError(f"{path}: needs 'scene' and 'group' columns, got {list(rows[0])}")
+    return {r["scene"]: r["group"] for r in rows}
 
 
 def _scene_shape(root: Path, rel: str) -> tuple[int, int]:
@@ -278,12 +315,13 @@ def _index(scenes_root, scenes, on_error) -> dict[str, list[str]]:
 
 def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: int,
                          image_size: int = 64, ratio: float = 0.5,
+                         scale: tuple[float, float] = (1.0, 1.0), aspect: float = 1.0,
+                         flip: float = 0.0, coverage: tuple[float, float] | None = None,
                          on_error: str = "fail") -> Path:
     """Write a training/validation manifest of ``n_samples`` composites.
 
     Each row: a scene drawn uniformly from ``scenes``, two different images of it
-    (object, scene/bg), and a crop corner drawn uniformly over the valid positions
-    of the short-side-resized image (``0 <= crop_y <= h' - image_size``, likewise x).
+    (object, scene/bg), a crop box, a flip and a mask (module docstring).
 
     Parameters
     ----------
@@ -299,10 +337,22 @@ def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: 
     seed : int
         Seed; the same arguments give the same file.
     image_size : int
-        Crop size after resizing (64 in the paper).
+        Side of the samples (64 in the paper); boxes are at least this many pixels on
+        their short side unless the image is smaller.
     ratio : float
-        Recorded for the dataset (centre square side = ``int(image_size * ratio)``);
-        validated here.
+        Centre square side as a fraction of ``image_size`` (``coverage=None``);
+        validated here, applied by the dataset.
+    scale : (float, float)
+        Range of the box's short side as a fraction of the image's short side, drawn
+        uniformly. ``(1, 1)``: the reference's short-side square.
+    aspect : float
+        Boxes have a long/short ratio drawn uniformly in ``[1, aspect]``, long side
+        horizontal or vertical with equal odds (clipped to the image).
+    flip : float
+        Probability of a horizontal flip.
+    coverage : (float, float), optional
+        Blob masks covering a fraction drawn uniformly from this range; ``None`` for
+        the reference's centre square.
     on_error : {"fail", "skip"}
         See :func:`list_scenes`.
 
@@ -314,6 +364,7 @@ def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: 
     if n_samples < 1:
         raise ConfigError(f"n_samples must be >= 1, got {n_samples}")
     _check_geometry(image_size, ratio)
+    lo, hi = _check_sampling(scale, aspect, flip, coverage)
     root = Path(scenes_root)
     index, names = _paired_scenes(root, scenes, on_error, "scene with two images for "
                                   "training pairs")
@@ -321,8 +372,7 @@ def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: 
     which = rng.integers(0, len(names), size=n_samples)
     obj = np.empty(n_samples, dtype=object)
     bg = np.empty(n_samples, dtype=object)
-    cy = np.zeros(n_samples, dtype=np.int64)
-    cx = np.zeros(n_samples, dtype=np.int64)
+    box = np.zeros((n_samples, 4), dtype=np.int64)
     for k, scene in enumerate(names):
         rows = np.flatnonzero(which == k)
         if rows.size == 0:
@@ -331,13 +381,23 @@ def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: 
         i = rng.integers(0, len(imgs), size=rows.size)
         j = rng.integers(0, len(imgs) - 1, size=rows.size)
         j = j + (j >= i)
-        h, w = resized_shape(*_scene_shape(root, imgs[0]), image_size)
-        cy[rows] = rng.integers(0, h - image_size + 1, size=rows.size)
-        cx[rows] = rng.integers(0, w - image_size + 1, size=rows.size)
+        H, W = _scene_shape(root, imgs[0])
+        short = rng.uniform(lo, hi, size=rows.size) * min(H, W)
+        short = np.maximum(short, min(image_size, H, W))
+        long_ = short * rng.uniform(1.0, aspect, size=rows.size)
+        tall = rng.random(rows.size) < 0.5
+        bh = np.minimum(np.where(tall, long_, short), H).round().astype(np.int64)
+        bw = np.minimum(np.where(tall, short, long_), W).round().astype(np.int64)
+        box[rows, 0] = np.floor(rng.random(rows.size) * (H - bh + 1)).astype(np.int64)
+        box[rows, 1] = np.floor(rng.random(rows.size) * (W - bw + 1)).astype(np.int64)
+        box[rows, 2], box[rows, 3] = bh, bw
         arr = np.array(imgs, dtype=object)
         obj[rows], bg[rows] = arr[i], arr[j]
+    flips = (rng.random(n_samples) < flip).astype(np.int64)
+    cover = np.zeros(n_samples) if coverage is None else rng.uniform(*coverage, n_samples)
     seeds = rng.integers(0, 2**31 - 1, size=n_samples)
-    rows = zip((names[k] for k in which), obj, bg, cy.tolist(), cx.tolist(), seeds.tolist())
+    rows = zip((names[k] for k in which), obj, bg, *box.T.tolist(), flips.tolist(),
+               (f"{c:.4f}" if c else "0" for c in cover), seeds.tolist())
     return _write_csv(out_csv, TRAIN_COLUMNS, rows)
 
 
@@ -392,7 +452,8 @@ def _object_masks(masks_root: Path | None, scene: str) -> list[Path]:
 
 def make_test_composites(scenes_root, scenes, out_dir, *, n: int, seed: int,
                          coverage=(0.05, 0.4), max_size: int | None = None,
-                         masks_root=None, on_error: str = "fail") -> Path:
+                         masks_root=None, on_error: str = "fail",
+                         csv_name: str = "test.csv") -> Path:
     """Write ``n`` full-resolution test composites and ``<out_dir>/test.csv``.
 
     Parameters
@@ -423,11 +484,13 @@ def make_test_composites(scenes_root, scenes, out_dir, *, n: int, seed: int,
         with masks for none of the test scenes, is an :class:`InputError`.
     on_error : {"fail", "skip"}
         See :func:`list_scenes`.
+    csv_name : str
+        Name of the table (``test.csv``; the validation composites use another).
 
     Returns
     -------
     pathlib.Path
-        Path of ``test.csv``.
+        Path of the table.
     """
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
@@ -485,7 +548,7 @@ def make_test_composites(scenes_root, scenes, out_dir, *, n: int, seed: int,
         rows.append((cid, scene, f"{cid}/src.png", f"{cid}/dst.png", f"{cid}/mask.png",
                      f"{cid}/gt.png", h, w, f"{float(m.mean()):.6f}"))
     _remove_stale_composites(out_dir, n)
-    return _write_csv(out_dir / "test.csv", TEST_COLUMNS, rows)
+    return _write_csv(out_dir / csv_name, TEST_COLUMNS, rows)
 
 
 def _remove_stale_composites(out_dir: Path, n: int) -> None:
@@ -524,16 +587,26 @@ def read_test_csv(test_csv):
 
 def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
                      n_train: int = 150_000, n_val: int = 2_000, n_test: int = 50,
-                     image_size: int = 64, ratio: float = 0.5, coverage=(0.05, 0.4),
-                     max_size: int | None = None, masks_root=None,
+                     n_val_blends: int = 0, image_size: int = 64, ratio: float = 0.5,
+                     coverage=(0.05, 0.4), train_masks: str = "centre",
+                     scale=(1.0, 1.0), aspect: float = 1.0, flip: float = 0.0,
+                     max_size: int | None = None, masks_root=None, groups=None,
                      on_error: str = "fail") -> dict[str, Path]:
     """All composite outputs of one run: splits, train/val manifests, test composites.
 
     Writes ``<out_dir>/splits.csv`` (``scene,split``), ``train.csv`` and ``val.csv``
-    (:func:`write_train_manifest`; a split with fraction 0 or count 0 gets no file)
-    and the test composites with ``test.csv`` (:func:`make_test_composites`) in
-    ``out_dir``. Sub-seeds are derived from ``seed`` so that the parts are
-    independent.
+    (:func:`write_train_manifest`; a split with fraction 0 or count 0 gets no file),
+    the full-size test composites with ``test.csv`` (:func:`make_test_composites`) in
+    ``out_dir`` and, with ``n_val_blends > 0``, full-size validation composites in
+    ``<out_dir>/validation/`` with ``validation.csv`` (checkpoint selection blends
+    them). Sub-seeds are derived from ``seed`` so that the parts are independent.
+
+    ``groups`` (``{scene: group}`` or a CSV path for :func:`read_groups`) keeps the
+    scenes of one group (one photograph, one place) in one split (:func:`split_scenes`).
+    Training samples: ``train_masks`` is ``"centre"`` (the reference's square of side
+    ``ratio``) or ``"blob"`` (random blobs of ``coverage``); ``scale``, ``aspect`` and
+    ``flip`` vary the crop (:func:`write_train_manifest`). Test and validation
+    composites use blob masks of ``coverage``.
 
     Every count (``>= 0``), range and path is checked before anything is written, and
     so is that each split with a positive fraction and count gets at least one scene
@@ -544,19 +617,28 @@ def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
     Returns
     -------
     dict
-        ``{"splits": path, "train": path, "val": path, "test": path}`` for the files
+        ``{"splits", "train", "val", "test", "validation"}`` -> path, for the files
         written.
     """
     fractions = _check_fractions(fractions)
     counts = {"train": n_train, "val": n_val, "test": n_test}
-    for name, count in counts.items():
+    for name, count in {**counts, "val_blends": n_val_blends}.items():
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
             raise ConfigError(f"n_{name} must be an integer >= 0, got {count!r}")
     _check_geometry(image_size, ratio)
     _check_test_options(coverage, max_size, masks_root)
+    if train_masks not in ("centre", "blob"):
+        raise ConfigError(f"train_masks must be 'centre' or 'blob', got {train_masks!r}")
+    sampling = dict(scale=tuple(scale), aspect=float(aspect), flip=float(flip),
+                    coverage=tuple(coverage) if train_masks == "blob" else None)
+    _check_sampling(**sampling)
+    if groups is not None and not isinstance(groups, dict):
+        groups = read_groups(groups)
     index = list_scenes(scenes_root, on_error=on_error)
-    splits = split_scenes(index, fractions, seed)
+    splits = split_scenes(index, fractions, seed, groups=groups)
     wanted = [k for k in counts if fractions.get(k, 0) > 0 and counts[k] > 0]
+    if n_val_blends > 0 and "val" not in wanted and fractions.get("val", 0) > 0:
+        wanted.append("val")
     for name in wanted:
         if not splits.get(name):
             raise ConfigError(
@@ -568,23 +650,32 @@ def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
                                  dir=out_dir.parent))
     try:
-        seeds = np.random.SeedSequence(seed).generate_state(3)
+        seeds = np.random.SeedSequence(seed).generate_state(4)
         written = {"splits": _write_csv(work / "splits.csv", ("scene", "split"),
                                         [(s, k) for k, v in splits.items() for s in v])}
         for k, name in enumerate(("train", "val")):
-            if name in wanted:
+            if name in wanted and counts[name] > 0:
                 written[name] = write_train_manifest(
                     scenes_root, {s: index[s] for s in splits[name]}, counts[name],
                     work / f"{name}.csv", seed=int(seeds[k]), image_size=image_size,
-                    ratio=ratio)
+                    ratio=ratio, **sampling)
         if "test" in wanted:
             written["test"] = make_test_composites(
                 scenes_root, {s: index[s] for s in splits["test"]}, work, n=n_test,
                 seed=int(seeds[2]), coverage=coverage, max_size=max_size,
                 masks_root=masks_root)
+        if n_val_blends > 0 and splits.get("val"):
+            make_test_composites(
+                scenes_root, {s: index[s] for s in splits["val"]}, work / "validation",
+                n=n_val_blends, seed=int(seeds[3]), coverage=coverage, max_size=max_size,
+                masks_root=masks_root, csv_name="validation.csv")
+            written["validation"] = work / "validation"
         move_contents(work, out_dir)
         if "test" in wanted:
             _remove_stale_composites(out_dir, n_test)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {k: out_dir / p.name for k, p in written.items()}
+    paths = {k: out_dir / p.name for k, p in written.items()}
+    if "validation" in paths:
+        paths["validation"] = out_dir / "validation" / "validation.csv"
+    return paths

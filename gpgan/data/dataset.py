@@ -1,20 +1,20 @@
-"""On-the-fly 64x64 training composites from a manifest (torch ``Dataset``).
+"""On-the-fly training composites from a manifest (torch ``Dataset``).
 
-For a manifest row (``scene,obj_image,bg_image,crop_y,crop_x,seed``, see
-:mod:`gpgan.data.composites`) the sample is built as in the reference:
+For a manifest row (``scene,obj_image,bg_image,crop_y,crop_x,crop_h,crop_w,flip,
+coverage,seed``, see :mod:`gpgan.data.composites`) the sample is built as follows:
 
-1. read both images, resize each so its short side is ``image_size`` (Pillow
-   bilinear, which low-pass filters when down-scaling; size from
-   :func:`~gpgan.data.composites.resized_shape`);
-2. take the same ``image_size`` square at ``(crop_y, crop_x)`` from both;
-3. composite = the scene (bg) crop with its centre square of side
-   ``int(image_size * ratio)`` (offset ``image_size // 2 - side // 2``) replaced by
-   the object crop's; ground truth = the scene crop.
+1. read both images (decoded once and kept in a small per-process LRU cache);
+2. resample the same box (``crop_*``) of each to ``image_size x image_size`` with
+   Pillow's bilinear filter, which low-pass filters when it shrinks (a box that is not
+   square is squashed); mirror both if ``flip``;
+3. the mask: the reference's centre square of side ``int(image_size * ratio)`` (offset
+   ``image_size // 2 - side // 2``) when ``coverage`` is 0, else a random blob covering
+   that fraction (:func:`gpgan.data.composites.random_blob_mask`, shape from ``seed``);
+4. composite = ``m * object + (1 - m) * scene``; ground truth = the scene crop.
 
-Decoded, resized images are kept in a small per-process LRU cache (each DataLoader
-worker has its own copy), so 150,000 samples over a few thousand images decode each
-image about once per worker. Everything is deterministic: item ``i`` depends only on
-row ``i`` (and the files).
+With the reference's manifest (a short-side square box, centre square) this is the
+reference's sample: resize the short side to ``image_size``, crop, paste the centre.
+Everything is deterministic: item ``i`` depends only on row ``i`` (and the files).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, InputError
-from .composites import TRAIN_COLUMNS, resized_shape
+from .composites import TRAIN_COLUMNS, random_blob_mask
 
-__all__ = ["CompositeDataset", "paste_centre", "to_tensor"]
+__all__ = ["CompositeDataset", "sample_mask", "to_tensor"]
 
 log = logging.getLogger(__name__)
 
@@ -45,31 +45,24 @@ class _Unreadable(InputError):
         self.rel = rel
 
 
-def paste_centre(obj: np.ndarray, bg: np.ndarray, ratio: float = 0.5) -> np.ndarray:
-    """Copy the centre square of ``obj`` into a copy of ``bg``.
+def sample_mask(size: int, coverage: float, seed: int, ratio: float = 0.5) -> np.ndarray:
+    """The mask of a training sample, float32 ``(size, size)`` of 0/1.
 
-    Parameters
-    ----------
-    obj, bg : np.ndarray
-        ``(S, S, C)`` arrays of the same shape and dtype.
-    ratio : float
-        Side of the square = ``int(S * ratio)``, top-left at ``S // 2 - side // 2``.
-
-    Returns
-    -------
-    np.ndarray
-        The composite, same shape/dtype as ``bg``.
+    ``coverage == 0``: the centre square of side ``int(size * ratio)`` at offset
+    ``size // 2 - side // 2`` (the reference); else a random blob covering
+    ``coverage`` of the pixels, its shape drawn from ``seed``.
     """
-    s = bg.shape[0]
-    side = int(s * ratio)
-    o = s // 2 - side // 2
-    out = bg.copy()
-    out[o:o + side, o:o + side] = obj[o:o + side, o:o + side]
-    return out
+    if coverage > 0:
+        return random_blob_mask(size, size, coverage, np.random.default_rng(seed))
+    side = int(size * ratio)
+    o = size // 2 - side // 2
+    m = np.zeros((size, size), np.float32)
+    m[o:o + side, o:o + side] = 1.0
+    return m
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 ``(H, W, 3)`` -> float32 tensor ``(3, H, W)`` in [-1, 1]."""
+    """uint8 or [0, 255] float ``(H, W, 3)`` -> float32 tensor ``(3, H, W)`` in [-1, 1]."""
     t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
     return t.to(torch.float32).div_(127.5).sub_(1.0)
 
@@ -80,18 +73,16 @@ class CompositeDataset(Dataset):
     Parameters
     ----------
     manifest_csv : path-like
-        CSV with columns ``scene,obj_image,bg_image,crop_y,crop_x,seed``.
+        CSV with the columns :data:`gpgan.data.composites.TRAIN_COLUMNS`.
     scenes_root : path-like
         Folder the manifest's image paths are relative to.
     image_size : int
-        Side of the samples (64 in the paper); must match the manifest's.
+        Side of the samples (64 in the paper).
     ratio : float
-        Side of the pasted centre square as a fraction of ``image_size``.
-    flip : bool
-        Flip a sample (both images) horizontally when its row's ``seed`` is odd
-        (deterministic augmentation; off by default, as in the reference).
+        Side of the centre square (rows with ``coverage`` 0) as a fraction of
+        ``image_size``.
     cache_size : int
-        Resized images kept per process (uint8, ``~image_size**2 * 4`` bytes each).
+        Decoded images kept per process.
     on_error : {"fail", "skip"}
         A manifest image that is missing (checked at construction) or corrupt
         (checked when first read): raise :class:`InputError` naming it, or log it once
@@ -100,12 +91,12 @@ class CompositeDataset(Dataset):
 
     Notes
     -----
-    ``dataset[i]`` returns ``(composite, ground_truth)``, both ``torch.float32`` of
-    shape ``(3, image_size, image_size)`` in ``[-1, 1]``.
+    ``dataset[i]`` returns ``(composite, ground_truth, mask)``: two ``torch.float32``
+    tensors ``(3, S, S)`` in ``[-1, 1]`` and the mask ``(1, S, S)`` in ``[0, 1]``.
     """
 
     def __init__(self, manifest_csv, scenes_root, *, image_size: int = 64, ratio: float = 0.5,
-                 flip: bool = False, cache_size: int = 1024, on_error: str = "fail"):
+                 cache_size: int = 1024, on_error: str = "fail"):
         if on_error not in ("fail", "skip"):
             raise ConfigError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
         if image_size < 2 or not 0 < ratio <= 1:
@@ -114,17 +105,18 @@ class CompositeDataset(Dataset):
         self.root = Path(scenes_root)
         self.image_size = int(image_size)
         self.ratio = float(ratio)
-        self.flip = bool(flip)
         self.cache_size = int(cache_size)
         self.on_error = on_error
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, Image.Image] = OrderedDict()
         self._bad: set[str] = set()
         rows = self._read_manifest()
+        self.scene = [r[0] for r in rows]
         self.obj = [r[1] for r in rows]
         self.bg = [r[2] for r in rows]
-        self.scene = [r[0] for r in rows]
-        self.crop = np.array([(r[3], r[4]) for r in rows], dtype=np.int64).reshape(-1, 2)
-        self.seed = np.array([r[5] for r in rows], dtype=np.int64)
+        self.box = np.array([r[3:7] for r in rows], dtype=np.int64).reshape(-1, 4)
+        self.flip = np.array([r[7] for r in rows], dtype=bool)
+        self.coverage = np.array([r[8] for r in rows], dtype=np.float64)
+        self.seed = np.array([r[9] for r in rows], dtype=np.int64)
 
     def _read_manifest(self) -> list[tuple]:
         if not self.manifest.is_file():
@@ -140,10 +132,15 @@ class CompositeDataset(Dataset):
             rows = []
             for lineno, r in enumerate(reader, start=2):
                 try:
-                    scene, obj, bg, cy, cx, seed = r
-                    rows.append((scene, obj, bg, int(cy), int(cx), int(seed)))
+                    scene, obj, bg, y, x, h, w, flip, cover, seed = r
+                    row = (scene, obj, bg, int(y), int(x), int(h), int(w), int(flip),
+                           float(cover), int(seed))
                 except ValueError:
                     raise InputError(f"{self.manifest}:{lineno}: bad row {r!r}") from None
+                if row[5] < 1 or row[6] < 1 or not 0 <= row[8] < 1:
+                    raise InputError(f"{self.manifest}:{lineno}: bad row {r!r} (empty box "
+                                     "or coverage outside [0, 1))")
+                rows.append(row)
         exists: dict[str, bool] = {}
         for rel in {p for row in rows for p in row[1:3]}:
             exists[rel] = (self.root / rel).is_file()
@@ -163,8 +160,8 @@ class CompositeDataset(Dataset):
     def __len__(self) -> int:
         return len(self.obj)
 
-    def _load(self, rel: str) -> np.ndarray:
-        """Resized uint8 ``(h', w', 3)`` image, through the LRU cache."""
+    def _load(self, rel: str) -> Image.Image:
+        """Decoded RGB image, through the LRU cache."""
         img = self._cache.get(rel)
         if img is not None:
             self._cache.move_to_end(rel)
@@ -173,9 +170,7 @@ class CompositeDataset(Dataset):
         try:
             with Image.open(path) as im:
                 im.load()
-                im = im.convert("RGB")
-                h, w = resized_shape(im.height, im.width, self.image_size)
-                img = np.asarray(im.resize((w, h), Image.Resampling.BILINEAR))
+                img = im.convert("RGB")
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise _Unreadable(f"{path}: not a readable image ({exc.__class__.__name__})",
                               rel) from None
@@ -184,26 +179,31 @@ class CompositeDataset(Dataset):
             self._cache.popitem(last=False)
         return img
 
-    def _crop(self, img: np.ndarray, i: int, rel: str) -> np.ndarray:
-        y, x = (int(v) for v in self.crop[i])
+    def _crop(self, img: Image.Image, i: int, rel: str) -> np.ndarray:
+        y, x, h, w = (int(v) for v in self.box[i])
+        if y < 0 or x < 0 or y + h > img.height or x + w > img.width:
+            raise InputError(f"{self.manifest}: row {i} box ({y},{x}) {h}x{w} does not fit "
+                             f"{rel} ({img.height}x{img.width})")
         s = self.image_size
-        if y < 0 or x < 0 or y + s > img.shape[0] or x + s > img.shape[1]:
-            raise InputError(f"{self.manifest}: row {i} crop ({y},{x}) of {s}px does not fit "
-                             f"{rel} resized to {img.shape[0]}x{img.shape[1]}")
-        return img[y:y + s, x:x + s]
+        return np.asarray(img.resize((s, s), Image.Resampling.BILINEAR,
+                                     box=(x, y, x + w, y + h)))
 
-    def sample(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Item ``i`` as uint8 ``(S, S, 3)`` arrays ``(composite, ground_truth)``.
+    def sample(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Item ``i`` as ``(composite, ground_truth, mask)``: float32 ``(S, S, 3)`` in
+        [0, 255] and the mask ``(S, S)`` in [0, 1].
 
         Raises :class:`InputError` for an unreadable image (whatever ``on_error``).
         """
-        obj = self._crop(self._load(self.obj[i]), i, self.obj[i])
-        bg = self._crop(self._load(self.bg[i]), i, self.bg[i])
-        if self.flip and self.seed[i] % 2 == 1:
+        obj = self._crop(self._load(self.obj[i]), i, self.obj[i]).astype(np.float32)
+        bg = self._crop(self._load(self.bg[i]), i, self.bg[i]).astype(np.float32)
+        if self.flip[i]:
             obj, bg = obj[:, ::-1], bg[:, ::-1]
-        return paste_centre(obj, bg, self.ratio), np.ascontiguousarray(bg)
+        m = sample_mask(self.image_size, float(self.coverage[i]), int(self.seed[i]),
+                        self.ratio)
+        comp = bg + m[:, :, None] * (obj - bg)
+        return comp, np.ascontiguousarray(bg), m
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = len(self)
         if not -n <= i < n:
             raise IndexError(i)
@@ -213,12 +213,12 @@ class CompositeDataset(Dataset):
             if self.obj[j] in self._bad or self.bg[j] in self._bad:
                 continue
             try:
-                comp, gt = self.sample(j)
+                comp, gt, m = self.sample(j)
             except _Unreadable as exc:
                 if self.on_error == "fail":
                     raise
                 self._bad.add(exc.rel)
                 log.warning("skipping corrupt image: %s", exc)
                 continue
-            return to_tensor(comp), to_tensor(gt)
+            return to_tensor(comp), to_tensor(gt), torch.from_numpy(m)[None]
         raise InputError(f"{self.manifest}: no row with readable images")

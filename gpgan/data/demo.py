@@ -266,10 +266,11 @@ _ASPECTS = (1.0, 4 / 3, 3 / 2)
 _PNG_LEVEL = 1  # fast zlib level: noisy images barely compress better at level 6
 
 
-def _scene_crop(photo: np.ndarray, rng: np.random.Generator, size: int):
+def _scene_crop(photo: np.ndarray, rng: np.random.Generator, size: int,
+                crop=(0.5, 0.9)):
     ph, pw = photo.shape[:2]
     aspect = float(rng.choice(_ASPECTS))
-    short = rng.uniform(0.5, 0.9) * min(ph, pw)
+    short = rng.uniform(*crop) * min(ph, pw)
     landscape = pw >= ph
     ch, cw = (short, short * aspect) if landscape else (short * aspect, short)
     scale = min(1.0, ph / ch, pw / cw)
@@ -292,8 +293,34 @@ def _write_png(path: Path, arr: np.ndarray) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
-def build_demo_dataset(out_dir, *, n_scenes: int = 30, n_variants: int = 8, size: int = 256,
-                       seed: int = 0, photos=None) -> list[Path]:
+def _photo_list(photos, photo_dirs) -> list[tuple[str, str, object]]:
+    """``[(name, group, loader)]``: the package photos, then every ``photos.csv`` row."""
+    from .photos import read_photo_table
+
+    names = list(DEMO_PHOTOS) if photos is None else list(photos)
+    out = [(name, name, lambda name=name: load_photo(name)) for name in dict.fromkeys(names)]
+    for folder in photo_dirs or ():
+        for row in read_photo_table(folder):
+            out.append((row["name"], row["group"], lambda f=row["file"]: _read_rgb(f)))
+    seen = set()
+    for name, _, _ in out:
+        if name in seen:
+            raise ConfigError(f"photo name {name!r} appears twice")
+        seen.add(name)
+    return out
+
+
+def _read_rgb(path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable photo ({exc.__class__.__name__})") from None
+
+
+def build_demo_dataset(out_dir, *, n_scenes: int | None = None, n_variants: int = 8,
+                       size: int = 256, seed: int = 0, photos=None, photo_dirs=(),
+                       crop=(0.5, 0.9)) -> list[Path]:
     """Build the demo scenes: ``<out_dir>/<scene>/<k>.png``.
 
     Parameters
@@ -301,10 +328,11 @@ def build_demo_dataset(out_dir, *, n_scenes: int = 30, n_variants: int = 8, size
     out_dir : path-like
         Output folder (created). Scene folders are named ``<photo>_<j>`` (``j`` two
         digits, counted per photo); variant files ``00.png`` ... (two digits, so they
-        sort). ``<out_dir>/variants.csv`` records each file's photo, crop box and
-        relighting parameters.
-    n_scenes : int
-        Number of scenes, dealt round-robin over ``photos``.
+        sort). ``<out_dir>/variants.csv`` records each file's photo, its group, the
+        crop box and the relighting parameters (its ``scene`` and ``group`` columns are
+        what :func:`gpgan.data.composites.read_groups` reads).
+    n_scenes : int, optional
+        Number of scenes, dealt round-robin over the photos; default one per photo.
     n_variants : int
         Relit variants per scene (>= 2: training pairs need two).
     size : int
@@ -313,7 +341,13 @@ def build_demo_dataset(out_dir, *, n_scenes: int = 30, n_variants: int = 8, size
     seed : int
         Seed of everything random (crop boxes, relighting, noise).
     photos : sequence of str, optional
-        Names from :data:`DEMO_PHOTOS` (default: all, in that order).
+        Names from :data:`DEMO_PHOTOS` (default: all, in that order; ``[]`` for none).
+        Each is its own group.
+    photo_dirs : sequence of path-like
+        Folders with a ``photos.csv`` (:func:`gpgan.data.photos.fetch_mvtb_photos`),
+        whose photos follow the package photos, with the table's groups.
+    crop : (float, float)
+        Range of a scene's crop side as a fraction of the photo's short side.
 
     Returns
     -------
@@ -328,16 +362,20 @@ def build_demo_dataset(out_dir, *, n_scenes: int = 30, n_variants: int = 8, size
     gpgan.errors.InputError
         A photo that cannot be loaded.
     """
-    if n_scenes < 1:
+    if n_scenes is not None and n_scenes < 1:
         raise ConfigError(f"n_scenes must be >= 1, got {n_scenes}")
     if n_variants < 2:
         raise ConfigError(f"n_variants must be >= 2 (training pairs need two), got {n_variants}")
     if not 32 <= size <= 1024:
         raise ConfigError(f"size must be in [32, 1024], got {size}")
-    names = list(DEMO_PHOTOS) if photos is None else list(photos)
-    if not names:
-        raise ConfigError("photos must name at least one demo photo")
-    loaded = {name: load_photo(name) for name in dict.fromkeys(names)}
+    lo, hi = (float(c) for c in crop)
+    if not 0 < lo <= hi <= 1:
+        raise ConfigError(f"crop range must satisfy 0 < lo <= hi <= 1, got {crop}")
+    listed = _photo_list(photos, photo_dirs)
+    if not listed:
+        raise ConfigError("no photos: name at least one demo photo or a photo folder")
+    n_scenes = len(listed) if n_scenes is None else n_scenes
+    loaded: dict[str, np.ndarray] = {}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     children = np.random.SeedSequence(int(seed)).spawn(n_scenes)
@@ -345,12 +383,14 @@ def build_demo_dataset(out_dir, *, n_scenes: int = 30, n_variants: int = 8, size
     written: list[Path] = []
     rows = []
     for i, child in enumerate(children):
-        name = names[i % len(names)]
+        name, group, load = listed[i % len(listed)]
+        if name not in loaded:
+            loaded[name] = load()
         j = per_photo.get(name, 0)
         per_photo[name] = j + 1
         scene = f"{name}_{j:02d}"
         rng = np.random.default_rng(child)
-        base, box = _scene_crop(loaded[name], rng, size)
+        base, box = _scene_crop(loaded[name], rng, size, (lo, hi))
         for k in range(n_variants):
             params = sample_relight_params(rng)
             path = out_dir / scene / f"{k:02d}.png"
@@ -358,9 +398,12 @@ def build_demo_dataset(out_dir, *, n_scenes: int = 30, n_variants: int = 8, size
             _write_png(path, relight(base, params))
             written.append(path)
             rows.append({"scene": scene, "file": f"{scene}/{k:02d}.png", "photo": name,
-                         "crop_y0": box[0], "crop_x0": box[1], "crop_y1": box[2],
-                         "crop_x1": box[3], **{key: (round(v, 6) if isinstance(v, float) else v)
-                                               for key, v in params.items()}})
+                         "group": group, "crop_y0": box[0], "crop_x0": box[1],
+                         "crop_y1": box[2], "crop_x1": box[3],
+                         **{key: (round(v, 6) if isinstance(v, float) else v)
+                            for key, v in params.items()}})
+        if i + len(listed) >= n_scenes:  # the photo's last scene: free it
+            loaded.pop(name, None)
     with atomic_path(out_dir / "variants.csv") as tmp:
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
