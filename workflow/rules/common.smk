@@ -37,9 +37,29 @@ def scenes_dir():
 
 
 def demo_options():
-    """gpgan.data.demo.build_demo_dataset keyword arguments (the mvtb photo set is
-    fetched by its own rule)."""
-    return {k: v for k, v in config["dataset"]["demo"].items() if k != "mvtb"}
+    """gpgan.data.demo.build_demo_dataset keyword arguments; the photo folders are the
+    rule's inputs (demo_photo_dirs)."""
+    demo = config["dataset"]["demo"]
+    opts = {k: demo[k] for k in ("n_scenes", "n_variants", "size", "crop")}
+    if "package" not in demo["photo_sets"]:
+        opts["photos"] = []
+    return opts
+
+
+def demo_photo_dirs():
+    """Photo folders the demo dataset is built from besides the package photos."""
+    return (
+        ["resources/photos/mvtb"]
+        if "mvtb" in config["dataset"]["demo"]["photo_sets"]
+        else []
+    )
+
+
+def scene_groups():
+    """Scene -> group table (one group per photograph) for the split, or None."""
+    if config["dataset"]["source"] == "demo":
+        return f"{scenes_dir()}/variants.csv"
+    return None
 
 
 def needs_gan():
@@ -82,7 +102,7 @@ def blend_model(wildcards):
     return [f"{RUN}/model/best.pt"] if wildcards.method == "gp-gan" else []
 
 
-def blend_options(wildcards):
+def gp_options(method):
     """gpgan.blend options of one method (the GP options matter to gp and gp-gan)."""
     b = config["blend"]
     opts = dict(
@@ -92,9 +112,13 @@ def blend_options(wildcards):
         preserve_background=b["preserve_background"],
         band=b["band"],
     )
-    if wildcards.method == "gp-gan":
-        opts["device"] = b["device"]
+    if method == "gp-gan":
+        opts.update(device=b["device"], gan_region=b["gan_region"])
     return opts
+
+
+def blend_options(wildcards):
+    return gp_options(wildcards.method)
 
 
 def lpips_weights():
@@ -103,6 +127,15 @@ def lpips_weights():
 
 def evaluate_lpips_input(wildcards):
     return [lpips_weights()] if "lpips" in config["evaluate"]["metrics"] else []
+
+
+def select_lpips_dir():
+    """LPIPS weights folder for checkpoint selection (None: fMSE alone decides)."""
+    return (
+        config["evaluate"]["lpips_weights"]
+        if "lpips" in config["evaluate"]["metrics"]
+        else None
+    )
 
 
 def figure_names():

@@ -9,6 +9,8 @@ localrules:
 
 
 rule demo_dataset:
+    input:
+        photos=demo_photo_dirs(),
     output:
         directory("resources/demo/scenes"),
     log:
@@ -90,6 +92,7 @@ rule composites:
         train=f"{RUN}/composites/train.csv",
         val=f"{RUN}/composites/val.csv",
         test=f"{RUN}/composites/test.csv",
+        validation=f"{RUN}/composites/validation/validation.csv",
     log:
         f"{LOGS}/composites.log",
     conda:
@@ -97,6 +100,7 @@ rule composites:
     threads: 1
     params:
         composites=config["composites"],
+        groups=scene_groups(),
         seed=config["seed"],
     script:
         "../scripts/composites.py"

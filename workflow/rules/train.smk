@@ -33,18 +33,20 @@ rule train:
 rule select_checkpoint:
     input:
         checkpoints=f"{RUN}/checkpoints",
-        val=f"{RUN}/composites/val.csv",
-        scenes=scenes_dir(),
+        validation=f"{RUN}/composites/validation/validation.csv",
+        lpips=evaluate_lpips_input,
     output:
         best=f"{RUN}/model/best.pt",
         selection=f"{RUN}/model/selection.csv",
     log:
         f"{LOGS}/select_checkpoint.log",
+    benchmark:
+        f"{RUN}/benchmarks/select_checkpoint.tsv"
     conda:
         "../../envs/gpgan.yaml"
     threads: 2
     params:
-        device=config["train"]["device"],
-        ratio=config["composites"]["ratio"],
+        options=gp_options("gp-gan"),
+        lpips=select_lpips_dir(),
     script:
         "../scripts/select_checkpoint.py"

@@ -6,4 +6,5 @@ to_file(snakemake.log[0])
 from gpgan.data.composites import build_composites
 
 build_composites(snakemake.input[0], Path(snakemake.output.test).parent,
-                 seed=snakemake.params.seed, **snakemake.params.composites)
+                 seed=snakemake.params.seed, groups=snakemake.params.groups,
+                 **snakemake.params.composites)

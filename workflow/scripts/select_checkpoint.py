@@ -3,8 +3,8 @@ from pathlib import Path
 from gpgan.logs import to_file
 
 to_file(snakemake.log[0])
-from gpgan.train import select_from_manifests
+from gpgan.select import select_checkpoint
 
-select_from_manifests(snakemake.input.checkpoints, snakemake.input.val, snakemake.input.scenes,
-                      Path(snakemake.output.best).parent, device=snakemake.params.device,
-                      ratio=snakemake.params.ratio)
+select_checkpoint(snakemake.input.checkpoints, snakemake.input.validation,
+                  Path(snakemake.output.best).parent, lpips_weights=snakemake.params.lpips,
+                  threads=snakemake.threads, **snakemake.params.options)
