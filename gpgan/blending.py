@@ -157,7 +157,8 @@ def _object_window(mask: np.ndarray, levels: int, reach: int = 6) -> tuple[int, 
     """Full-resolution window around the mask whose pyramid equals the full image's
     pyramid on the mask's bounding box (+1 px) at every level.
 
-    Each 2x step's filter reaches 3 input pixels, so ``reach * 2**levels`` pixels of
+    Each 2x step's filter reaches at most 4 input pixels (the ``"cubic"`` 8-tap
+    filter; 3 below, 4 above), so ``reach * 2**levels`` pixels of
     margin cover all levels; the window is aligned to multiples of ``2**levels`` so its
     coarse grids coincide with the full image's.
     """
@@ -205,7 +206,7 @@ def _pyramids(src, dst, mask, sizes, ref):
     else:
         diff_pyr = [(win, (r0, c0))]
         for k in range(levels):
-            diff_pyr.append((downsample2(diff_pyr[-1][0]),
+            diff_pyr.append((downsample2(diff_pyr[-1][0], "cubic"),
                              (r0 >> (k + 1), c0 >> (k + 1))))
         diff_pyr = diff_pyr[::-1]
     return d_pyr, diff_pyr, m_pyr
@@ -230,7 +231,9 @@ def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", si
         is) and the same at level 0 (how ``gp-gan`` runs the GAN without a second
         pyramid).
 
-    At level ``s > 0`` the colour is the previous level's result up-sampled. With
+    At level ``s > 0`` the colour is the previous level's result up-sampled (the
+    ``"cubic-sharp"`` 2x filter, or cubic spline with ``pyramid="reference"``; the
+    choice and its measurements are in :mod:`gpgan.pyramid`). With
     ``preserve_background`` the pixels farther than ``band`` pixels from the mask are
     held at ``dst`` (Dirichlet; the ``beta -> inf`` limit of a per-pixel colour
     weight), so the scene does not drift. Only ``dst`` is filtered at full size; the
@@ -251,7 +254,8 @@ def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", si
         cp = cp0 if k == 0 else _hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, k))
         color0 = color_fn(cp, m_pyr[k], cp0, m_pyr[0])
     c0 = _chw(np.asarray(color0, dtype=np.float32))
-    y = resize(c0, sizes[0])
+    kernel = "spline" if ref else "cubic-sharp"  # the colour's resampling (pyramid.py)
+    y = resize(c0, sizes[0], kernel)
     last = len(sizes) - 1
     # The finest level recycles its dead inputs (our channel-first dst copy and the
     # object window, once the right-hand side is built) for the solve and the output.
@@ -260,7 +264,7 @@ def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", si
              if not np.may_share_memory(a, dst) and not np.may_share_memory(a, src)]
     for level, size in enumerate(sizes):
         if level > 0:
-            y = resize(y, size)
+            y = resize(y, size, kernel)
         b = beta if np.ndim(beta) == 0 else resize_mask(beta, size)
         fixed = ~dilate(m_pyr[level] > 0, band) if preserve_background else None
         # y is a fresh array at every level (resize or _chw made it): the solve may
