@@ -1,15 +1,15 @@
 """Figures of a run (matplotlib, Agg backend, PNG files).
 
 One function per figure; each reads its inputs from files, writes one PNG atomically
-and returns its path. :func:`make_all_figures` draws every figure whose inputs exist in
-a run folder laid out as the workflow writes it::
+and returns its path. :func:`make_figures` draws them all from the paths it is given
+(the workflow passes the files its rule declares; nothing here knows a run's layout):
 
-    <run>/composites/test.csv            test composites (id, src, dst, mask, gt, ...)
-    <run>/blends/<method>/<id>.png       blends, and <method>/timing.csv
-    <run>/metrics/summary.csv            from gpgan.evaluate.evaluate
-    <run>/metrics/beta_ablation.csv      from gpgan.evaluate.beta_ablation
-    <run>/train_log.csv                  (or <run>/checkpoints/train_log.csv)
-    <run>/samples/*.png                  GAN samples (optional)
+    test_csv          test composites (id, src, dst, mask, gt, ...)
+    blends_root       <blends_root>/<method>/<id>.png and <method>/timing.csv
+    summary_csv       from gpgan.evaluate.evaluate
+    ablation_csv      from gpgan.evaluate.beta_ablation
+    train_log         train_log.csv of the Blending GAN (optional)
+    samples_dir       its sample sheets, the newest one is drawn (optional)
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ __all__ = [
     "sample_grid",
     "beta_ablation_curve",
     "timing_plot",
-    "make_all_figures",
+    "make_figures",
 ]
 
 log = logging.getLogger(__name__)
@@ -286,61 +286,48 @@ def timing_plot(blends_root, methods, out_png) -> Path:
     return _save(fig, out_png)
 
 
-def _first(*paths) -> Path | None:
-    return next((Path(p) for p in paths if Path(p).is_file()), None)
-
-
-def make_all_figures(run_dir, out_dir, *, methods=None, max_rows: int = 4) -> dict:
-    """Draw every figure whose inputs exist in ``run_dir`` (layout in the module docstring).
+def make_figures(out_dir, *, test_csv, blends_root, summary_csv, ablation_csv,
+                 methods=None, train_log=None, samples_dir=None, max_rows: int = 4) -> dict:
+    """Draw the figures of a run from the given files into ``out_dir``.
 
     Parameters
     ----------
-    run_dir : str or Path
     out_dir : str or Path
+        Receives ``<name>.png``.
+    test_csv, blends_root, summary_csv, ablation_csv : str or Path
+        Inputs of ``qualitative``, ``timing``, ``metrics`` and ``beta`` (module
+        docstring); a missing file is an :class:`InputError` naming it.
     methods : sequence of str, optional
-        Default: the methods of ``<run>/metrics/summary.csv`` in its order, else the
-        sub-folders of ``<run>/blends``, sorted, ``copy-paste`` first.
+        Columns of the qualitative grid and timing series; default: the methods of
+        ``summary_csv`` in its order.
+    train_log, samples_dir : str or Path, optional
+        The Blending GAN's log and sample folder: ``training`` and ``samples`` are
+        drawn when given (runs without ``gp-gan`` have neither).
     max_rows : int
         Rows of the qualitative grid.
 
     Returns
     -------
     dict of str to Path
-        Figure name -> PNG written (``qualitative``, ``metrics``, ``training``, ``samples``,
-        ``beta``, ``timing``); figures without inputs are logged and left out.
+        Figure name -> PNG written.
     """
-    run, out = Path(run_dir), Path(out_dir)
-    blends = run / "blends"
-    summary_csv = run / "metrics" / "summary.csv"
-    if methods is None and summary_csv.is_file():  # the order of the metrics table
-        methods = list(dict.fromkeys(pd.read_csv(summary_csv)["method"]))
+    out = Path(out_dir)
     if methods is None:
-        found = sorted(p.name for p in blends.iterdir() if p.is_dir()) if blends.is_dir() else []
-        methods = sorted(found, key=lambda m: m != "copy-paste")
+        methods = list(dict.fromkeys(_read_csv(summary_csv, ["method"])["method"]))
     methods = list(methods)
-    made = {}
-    test_csv = run / "composites" / "test.csv"
-    jobs = {
-        "qualitative": (test_csv.is_file() and bool(methods),
-                        lambda p: qualitative_grid(test_csv, blends, methods, p,
-                                                   max_rows=max_rows)),
-        "metrics": ((run / "metrics" / "summary.csv").is_file(),
-                    lambda p: metric_bars(run / "metrics" / "summary.csv", p)),
-        "training": (_first(run / "train_log.csv", run / "checkpoints" / "train_log.csv")
-                     is not None,
-                     lambda p: training_curves(_first(run / "train_log.csv",
-                                                      run / "checkpoints" / "train_log.csv"), p)),
-        "samples": ((run / "samples").is_dir() and any((run / "samples").glob("*.png")),
-                    lambda p: sample_grid(sorted((run / "samples").glob("*.png"))[-1], p,
-                                          title="Blending GAN samples")),
-        "beta": ((run / "metrics" / "beta_ablation.csv").is_file(),
-                 lambda p: beta_ablation_curve(run / "metrics" / "beta_ablation.csv", p)),
-        "timing": (any((blends / m / "timing.csv").is_file() for m in methods),
-                   lambda p: timing_plot(blends, methods, p)),
+    made = {
+        "qualitative": qualitative_grid(test_csv, blends_root, methods,
+                                        out / "qualitative.png", max_rows=max_rows),
+        "metrics": metric_bars(summary_csv, out / "metrics.png"),
+        "beta": beta_ablation_curve(ablation_csv, out / "beta.png"),
+        "timing": timing_plot(blends_root, methods, out / "timing.png"),
     }
-    for name, (ready, draw) in jobs.items():
-        if not ready:
-            log.warning("figure %s skipped: its inputs are not in %s", name, run)
-            continue
-        made[name] = draw(out / f"{name}.png")
+    if train_log is not None:
+        made["training"] = training_curves(train_log, out / "training.png")
+    if samples_dir is not None:
+        sheets = sorted(Path(samples_dir).glob("*.png"))
+        if not sheets:
+            raise InputError(f"{samples_dir}: no sample sheets (*.png)")
+        made["samples"] = sample_grid(sheets[-1], out / "samples.png",
+                                      title="Blending GAN samples")
     return made

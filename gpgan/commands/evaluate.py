@@ -39,11 +39,14 @@ def _fetch_weights(args) -> int:
 
 
 def _figures(args) -> int:
-    from ..figures import make_all_figures
+    from ..figures import make_figures
 
     to_stderr()
     methods = _csv_list(args.methods) if args.methods else None
-    made = make_all_figures(args.run_dir, args.out, methods=methods, max_rows=args.rows)
+    made = make_figures(args.out, test_csv=args.test_csv, blends_root=args.blends,
+                        summary_csv=args.summary, ablation_csv=args.ablation,
+                        methods=methods, train_log=args.train_log, samples_dir=args.samples,
+                        max_rows=args.rows)
     for name, path in made.items():
         print(f"{name}: {path}")
     return 0
@@ -90,10 +93,19 @@ def register(sub) -> None:
     p.set_defaults(func=_fetch_weights)
 
     p = sub.add_parser("figures", help="draw the figures of a run",
-                       description="Draw every figure whose inputs exist in a run folder.")
-    p.add_argument("--run-dir", required=True, help="results/<run>")
+                       description="Draw the figures of a run from its files (the "
+                                   "workflow's layout: results/<run>/composites/test.csv, "
+                                   "blends/, metrics/summary.csv, "
+                                   "metrics/beta_ablation.csv, train_log.csv, samples/).")
+    p.add_argument("--test-csv", required=True, help="test composites table")
+    p.add_argument("--blends", required=True, help="folder of <method>/<id>.png blends")
+    p.add_argument("--summary", required=True, help="metrics summary.csv")
+    p.add_argument("--ablation", required=True, help="beta_ablation.csv")
+    p.add_argument("--train-log", help="the Blending GAN's train_log.csv (training.png)")
+    p.add_argument("--samples", help="its samples/ folder (samples.png)")
     p.add_argument("--out", required=True, help="output folder for the PNGs")
-    p.add_argument("--methods", default=None, help="comma-separated (default: all blended)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated (default: the methods of --summary)")
     p.add_argument("--rows", type=int, default=4, help="rows of the qualitative grid")
     p.set_defaults(func=_figures)
 

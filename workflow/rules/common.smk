@@ -71,14 +71,14 @@ def bbox_input(wildcards):
 
 
 def train_config():
-    """gpgan.train config: the train section plus the seed and composite geometry."""
-    cfg = {k: v for k, v in config["train"].items() if k != "runtime_min"}
-    cfg.update(
-        seed=config["seed"],
-        image_size=config["composites"]["image_size"],
-        ratio=config["composites"]["ratio"],
-    )
-    return cfg
+    """The workflow-shaped training config (gpgan.trainconfig.resolve_config takes the
+    train section, the seed and the composites' geometry from it, as `gpgan train
+    --config` does with a whole config file)."""
+    return {
+        "seed": config["seed"],
+        "train": config["train"],
+        "composites": {k: config["composites"][k] for k in ("image_size", "ratio")},
+    }
 
 
 def train_gpu(wildcards):

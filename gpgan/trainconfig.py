@@ -1,0 +1,175 @@
+"""The Blending GAN's training configuration: every key, its defaults, validation, the
+WGAN critic schedule.
+
+One shape for everyone: :func:`resolve_config` takes a flat dict of
+:data:`DEFAULT_CONFIG` keys or a whole workflow config (its ``train`` section, the
+top-level ``seed``, the ``composites`` geometry), so the workflow, ``gpgan train
+--config`` and the Python API train the same thing (``docs/training.md``).
+"""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "PAPER_CONFIG",
+    "DEMO_CONFIG",
+    "RESUME_FREE",
+    "WORKFLOW_ONLY",
+    "resolve_config",
+    "config_changes",
+    "critic_steps",
+    "iterations_for_epochs",
+]
+
+#: Every key :func:`train` understands, with the paper's values as defaults.
+DEFAULT_CONFIG: dict = {
+    "seed": 0,
+    # architecture (gpgan.models)
+    "image_size": 64,
+    "n_bottleneck": 4000,
+    "base_width": 64,
+    "critic_width": None,  # None: same as base_width
+    "mask_input": False,  # options beyond the paper (gpgan.models)
+    "skip": False,
+    "output": "image",
+    "affine_grid": 16,
+    # data
+    "batch_size": 64,
+    "ratio": 0.5,  # pasted centre fraction (CompositeDataset; train_from_manifests only)
+    "num_workers": 0,
+    # length: `iterations` generator steps, or (if None) as many as `epochs` passes allow
+    "iterations": None,
+    "epochs": 25,
+    # optimisation
+    "lr_g": 2e-3,
+    "lr_d": 2e-4,
+    "beta1": 0.5,
+    "beta2": 0.999,
+    "l2_weight": 0.999,
+    "clamp": 0.01,
+    "critic_iters": 5,
+    "critic_iters_boost": 100,
+    "boost_first": 25,
+    "boost_every": 500,  # 0 disables the periodic boost
+    # bookkeeping
+    "checkpoint_every": 500,
+    "log_every": 10,
+    "n_samples": 8,
+    # hardware
+    "device": "auto",
+    "amp": False,  # mixed precision (autocast); on the CPU only bfloat16
+    "amp_dtype": "bfloat16",  # or "float16" (CUDA only; uses gradient scalers)
+}
+
+#: The paper's schedule: 25 epochs over 150,000 composites, batch 64 (a GPU day).
+PAPER_CONFIG: dict = dict(DEFAULT_CONFIG)
+
+#: The demo's generator and schedule (``config/config.yaml``): the same loop and losses;
+#: a 256-channel bottleneck, half the widths (32-64-128-256), the mask as input, U-Net
+#: skips and the affine colour head (:mod:`gpgan.models`), 800 generator iterations
+#: with one critic step each (5 for the first 10), bfloat16 autocast (docs/training.md).
+DEMO_CONFIG: dict = dict(DEFAULT_CONFIG, n_bottleneck=256, base_width=32, mask_input=True,
+                         skip=True, output="affine", affine_grid=16, iterations=800,
+                         critic_iters=1, critic_iters_boost=5, boost_first=10,
+                         boost_every=0, checkpoint_every=100, log_every=10, amp=True)
+
+#: Keys that may change between a run and its resumption.
+RESUME_FREE = frozenset({"iterations", "epochs", "num_workers", "device", "checkpoint_every",
+                         "log_every", "n_samples", "amp", "amp_dtype"})
+
+#: Keys of a workflow's ``train`` section that are not training options (SLURM runtime).
+WORKFLOW_ONLY = frozenset({"runtime_min"})
+
+
+# --------------------------------------------------------------------------------------
+# Configuration and schedule
+# --------------------------------------------------------------------------------------
+
+def resolve_config(cfg: dict | None) -> dict:
+    """Fill defaults into a training config and validate it.
+
+    ``cfg`` is either flat (the keys of :data:`DEFAULT_CONFIG`) or a whole workflow
+    config (``config/config.yaml``, ``config/paper.yaml``): then its ``train`` section
+    is used, without the workflow-only keys (:data:`WORKFLOW_ONLY`), with the top-level
+    ``seed`` and the ``composites`` section's ``image_size`` and ``ratio`` unless the
+    section sets them. The workflow, ``gpgan train --config`` and ``train_from_manifests``
+    all go through here, so they train the same thing. Unknown keys raise
+    :class:`~gpgan.errors.ConfigError` (typos must not silently train the paper model).
+    """
+    cfg = dict(cfg or {})
+    if isinstance(cfg.get("train"), dict):  # a workflow config: its train section
+        section = {k: v for k, v in cfg["train"].items() if k not in WORKFLOW_ONLY}
+        if "seed" not in section and "seed" in cfg:
+            section["seed"] = cfg["seed"]
+        for key in ("image_size", "ratio"):  # the composites' geometry
+            if key not in section and key in (cfg.get("composites") or {}):
+                section[key] = cfg["composites"][key]
+        cfg = section
+    unknown = sorted(set(cfg) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise ConfigError(f"unknown training config key(s) {unknown}; "
+                          f"known: {sorted(DEFAULT_CONFIG)}")
+    out = dict(DEFAULT_CONFIG, **cfg)
+    if out["critic_width"] is None:
+        out["critic_width"] = out["base_width"]
+
+    def need(key, kind, low=None, allow_none=False):
+        v = out[key]
+        if v is None and allow_none:
+            return
+        ok = isinstance(v, kind) and not isinstance(v, bool) if kind is not bool \
+            else isinstance(v, bool)
+        if kind is float and isinstance(v, int) and not isinstance(v, bool):
+            out[key] = v = float(v)
+            ok = True
+        if not ok or (low is not None and v < low):
+            raise ConfigError(f"training config {key}={v!r}: expected "
+                              f"{kind.__name__}{'' if low is None else f' >= {low}'}")
+
+    for key in ("seed", "boost_every"):
+        need(key, int, 0)
+    for key in ("image_size", "n_bottleneck", "base_width", "critic_width", "batch_size",
+                "critic_iters", "critic_iters_boost", "checkpoint_every", "log_every"):
+        need(key, int, 1)
+    for key in ("boost_first", "num_workers", "n_samples"):
+        need(key, int, 0)
+    need("iterations", int, 1, allow_none=True)
+    need("epochs", float, 0.0, allow_none=True)
+    for key in ("lr_g", "lr_d", "beta1", "beta2", "l2_weight", "clamp", "ratio"):
+        need(key, float, 0.0)
+    for key in ("amp", "mask_input", "skip"):
+        need(key, bool)
+    if not 0.0 <= out["l2_weight"] <= 1.0:
+        raise ConfigError(f"training config l2_weight={out['l2_weight']} not in [0, 1]")
+    if out["iterations"] is None and not out["epochs"]:
+        raise ConfigError("training config needs `iterations` or `epochs`")
+    if out["amp_dtype"] not in ("bfloat16", "float16"):
+        raise ConfigError(f"training config amp_dtype={out['amp_dtype']!r}: "
+                          "use bfloat16 or float16")
+    return out
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """``"key: old -> new"`` for every key outside :data:`RESUME_FREE` that differs (a
+    run must not be resumed under them)."""
+    return [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in sorted(DEFAULT_CONFIG)
+            if k not in RESUME_FREE and old.get(k) != new[k]]
+
+
+def critic_steps(iteration: int, cfg: dict) -> int:
+    """Critic steps before generator step ``iteration`` (0-based), per the WGAN schedule."""
+    boost = iteration < cfg["boost_first"] or (
+        cfg["boost_every"] > 0 and iteration % cfg["boost_every"] == 0)
+    return cfg["critic_iters_boost"] if boost else cfg["critic_iters"]
+
+
+def iterations_for_epochs(epochs: float, batches_per_epoch: int, cfg: dict) -> int:
+    """Generator iterations whose batches (critic + generator) fit in ``epochs`` passes."""
+    budget = int(epochs * batches_per_epoch)
+    it = used = 0
+    while used + critic_steps(it, cfg) + 1 <= budget:
+        used += critic_steps(it, cfg) + 1
+        it += 1
+    return it
