@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ._arrays import set_fft_workers
 from .blending import blend
 from .data.composites import read_test_csv
 from .io import atomic_path, read_image, read_mask, write_image
@@ -28,14 +29,13 @@ def blend_test_set(test_csv, method: str, out_dir, *, threads: int | None = None
                    progress: bool = True, **options) -> Path:
     """Blend every test composite with ``method``; returns ``<out_dir>/timing.csv``.
 
-    ``threads`` caps the FFT workers and torch's intra-op threads (default: all
-    cores). ``options`` go to :func:`gpgan.blend` (``model``, ``color_weight``,
-    ``solver``, ``pyramid``, ``preserve_background``, ...).
+    ``threads`` caps the FFT workers (:func:`gpgan._arrays.set_fft_workers`) and
+    torch's intra-op threads for the rest of the process (default: all cores).
+    ``options`` go to :func:`gpgan.blend` (``model``, ``color_weight``, ``solver``,
+    ``pyramid``, ``preserve_background``, ...).
     """
     if threads:
-        from . import poisson
-
-        poisson.FFT_WORKERS = int(threads)
+        set_fft_workers(int(threads))
         if method == "gp-gan":
             import torch
 

@@ -4,11 +4,12 @@ Methods (``METHODS``):
 
 ``copy-paste``  ``m * src + (1 - m) * dst``.
 ``poisson``     Poisson image editing (Perez et al. 2003): Dirichlet boundary = dst,
-                unknowns inside the mask, source gradients (:func:`poisson.poisson_blend`;
+                unknowns inside the mask, source gradients (:func:`baselines.poisson_blend`;
                 option ``poisson_boundary="box"`` for OpenCV seamlessClone's variant).
 ``mpb``         modified Poisson blending (Tanaka et al. 2012), screened Poisson on the
-                whole image (:func:`poisson.modified_poisson`; option ``epsilon``).
-``laplacian``   Burt-Adelson multi-band blending (Laplacian pyramids, option ``levels``).
+                whole image (:func:`baselines.modified_poisson`; option ``epsilon``).
+``laplacian``   Burt-Adelson multi-band blending [1]_ (Laplacian pyramids, option
+                ``levels``).
 ``gp``          the Gaussian-Poisson pyramid with the low-resolution copy-paste
                 composite as colour: GP-GAN without the GAN (the paper's ablation).
 ``gp-gan``      GP-GAN: the Blending GAN's image (64x64 for the paper's model; the
@@ -23,6 +24,14 @@ GP options: ``color_weight`` (beta, 1.0), ``solver`` ("cg" | "dct"), ``sigma`` (
 is about this size), ``preserve_background``
 (False) with ``band`` (pixels, 5), ``rtol``, ``maxiter``. Common: ``offset=(y, x)`` to
 place a smaller ``src`` (and its mask, of ``src``'s size) inside ``dst``.
+
+References
+----------
+.. [1] P. J. Burt and E. H. Adelson, "A Multiresolution Spline with Application to
+   Image Mosaics", ACM Transactions on Graphics 2(4):217-236, 1983.
+.. [2] H. Wu, S. Zheng, J. Zhang and K. Huang, "GP-GAN: Towards Realistic
+   High-Resolution Image Blending", ACM Multimedia 2019, arXiv:1703.07195. The
+   ``gp-gan`` method and its no-GAN ablation ``gp``.
 """
 
 from __future__ import annotations
@@ -32,10 +41,13 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from . import poisson
-from .poisson import _chw, _hwc
+from ._arrays import bbox, chw, for_channels, hwc
+from .baselines import modified_poisson, poisson_blend
 from .errors import InputError, ModelError
 from .io import to_float_image, to_mask
+from .operators import gaussian_taps
+from .poisson import (DEFAULT_MAXITER, DEFAULT_RTOL, DEFAULT_SOLVER, Level, check_beta,
+                      check_solver, solve_levels)
 from .pyramid import (dilate, downsample2, gaussian_pyramid, level_sizes, resize,
                       resize_mask, upsample2)
 
@@ -137,7 +149,7 @@ def laplacian_blend(src, dst, mask, levels: int | None = None):
     h, w = mask.shape
     if levels is None:
         levels = int(max(1, min(8, np.floor(np.log2(min(h, w) / 8.0)))))
-    s, d = _chw(src), _chw(dst)
+    s, d = chw(src), chw(dst)
     m = mask.astype(np.float32)
     gs, gd, gm = [s], [d], [m]
     for _ in range(levels):
@@ -150,7 +162,7 @@ def laplacian_blend(src, dst, mask, levels: int | None = None):
         ls = gs[k] - upsample2(gs[k + 1], size)
         ld = gd[k] - upsample2(gd[k + 1], size)
         out = upsample2(out, size) + ld + gm[k] * (ls - ld)
-    return _hwc(out, clip=True)
+    return hwc(out, clip=True)
 
 
 def _object_window(mask: np.ndarray, levels: int, reach: int = 6) -> tuple[int, int, int, int]:
@@ -163,7 +175,7 @@ def _object_window(mask: np.ndarray, levels: int, reach: int = 6) -> tuple[int, 
     coarse grids coincide with the full image's.
     """
     H, W = mask.shape
-    r0, r1, c0, c1 = poisson._bbox(mask > 0, margin=1)
+    r0, r1, c0, c1 = bbox(mask > 0, margin=1)
     step = 2 ** levels
     margin = reach * step + step
     r0 = max(0, (r0 - margin) // step * step)
@@ -186,7 +198,7 @@ def _copy_paste_level(d_pyr, diff_pyr, m_pyr, k: int) -> np.ndarray:
 def _pyramids(src, dst, mask, sizes, ref):
     """dst pyramid, (src - dst) pyramid on the object window, mask pyramid."""
     levels = len(sizes) - 1
-    d_pyr = gaussian_pyramid(_chw(dst), sizes, reference=ref)
+    d_pyr = gaussian_pyramid(chw(dst), sizes, reference=ref)
     if ref:
         m_pyr = [resize_mask(mask, sz, nearest=True) for sz in sizes]
     else:
@@ -198,9 +210,9 @@ def _pyramids(src, dst, mask, sizes, ref):
         _object_window(mask, levels)
     # src - dst on the window, channel-first, in one pass per channel (no (H, W, 3) temp)
     win = np.empty((src.shape[2], r1 - r0, c1 - c0), dtype=np.float32)
-    poisson.for_channels(lambda k: np.subtract(src[r0:r1, c0:c1, k], dst[r0:r1, c0:c1, k],
-                                               out=win[k]),
-                         win.shape[0], win[0].size)
+    for_channels(lambda k: np.subtract(src[r0:r1, c0:c1, k], dst[r0:r1, c0:c1, k],
+                                       out=win[k]),
+                 win.shape[0], win[0].size)
     if ref:
         diff_pyr = [(x, (0, 0)) for x in gaussian_pyramid(win, sizes, reference=True)]
     else:
@@ -209,12 +221,14 @@ def _pyramids(src, dst, mask, sizes, ref):
             diff_pyr.append((downsample2(diff_pyr[-1][0], "cubic"),
                              (r0 >> (k + 1), c0 >> (k + 1))))
         diff_pyr = diff_pyr[::-1]
+    if np.may_share_memory(d_pyr[-1], dst):  # the solve recycles the finest level
+        d_pyr[-1] = d_pyr[-1].copy()
     return d_pyr, diff_pyr, m_pyr
 
 
-def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", sigma=0.5,
-               pyramid="aspect", image_size=64, preserve_background=False, band=5,
-               rtol=poisson.DEFAULT_RTOL, maxiter=poisson.DEFAULT_MAXITER,
+def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver=DEFAULT_SOLVER,
+               sigma=0.5, pyramid="aspect", image_size=64, preserve_background=False,
+               band=5, rtol=DEFAULT_RTOL, maxiter=DEFAULT_MAXITER,
                infos: list | None = None, color_fn=None):
     """The Gaussian-Poisson stage: walk up the pyramid solving Eq. (1) at each level.
 
@@ -242,45 +256,29 @@ def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver="cg", si
     H, W = mask.shape
     ref = pyramid == "reference"
     sizes = level_sizes(H, W, image_size, pyramid)
-    taps = poisson.gaussian_taps(sigma)
-    beta = poisson._check_beta(color_weight, (H, W))
+    taps = gaussian_taps(sigma)
+    beta = check_beta(color_weight, (H, W))
     d_pyr, diff_pyr, m_pyr = _pyramids(src, dst, mask, sizes, ref)
-    cp0 = _hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, 0))
+    cp0 = hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, 0))
     if color0 is None and color_fn is None:
         color0 = cp0
     elif color0 is None:
         k = next((i for i, (h, w) in enumerate(sizes) if min(h, w) >= image_size),
                  len(sizes) - 1)
-        cp = cp0 if k == 0 else _hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, k))
+        cp = cp0 if k == 0 else hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, k))
         color0 = color_fn(cp, m_pyr[k], cp0, m_pyr[0])
-    c0 = _chw(np.asarray(color0, dtype=np.float32))
+    c0 = chw(np.asarray(color0, dtype=np.float32))
     kernel = "spline" if ref else "cubic-sharp"  # the colour's resampling (pyramid.py)
-    y = resize(c0, sizes[0], kernel)
-    last = len(sizes) - 1
-    # The finest level recycles its dead inputs (our channel-first dst copy and the
-    # object window, once the right-hand side is built) for the solve and the output.
-    ws = poisson.Workspace()
-    spare = [a for a in (d_pyr[last], diff_pyr[last][0])
-             if not np.may_share_memory(a, dst) and not np.may_share_memory(a, src)]
-    for level, size in enumerate(sizes):
-        if level > 0:
-            y = resize(y, size, kernel)
-        b = beta if np.ndim(beta) == 0 else resize_mask(beta, size)
-        fixed = ~dilate(m_pyr[level] > 0, band) if preserve_background else None
-        # y is a fresh array at every level (resize or _chw made it): the solve may
-        # build its right-hand side in it. The finest level is clipped on the way out.
-        y, info = poisson.solve_level(None, d_pyr[level], m_pyr[level], y, b, solver,
-                                      taps=taps, fixed=fixed, rtol=rtol, maxiter=maxiter,
-                                      diff=diff_pyr[level],
-                                      consume_color=not np.may_share_memory(y, color0),
-                                      clip=level < last,
-                                      workspace=ws if level == last else None,
-                                      spare=spare if level == last else ())
-        if infos is not None:
-            infos.append(dict(info, level=level, size=size))
-    del d_pyr, diff_pyr, spare
-    out = ws.take((H, W, y.shape[0]))
-    return _hwc(y, clip=True, out=None if np.may_share_memory(out, y) else out)
+    y0 = resize(c0, sizes[0], kernel)
+    if np.may_share_memory(y0, color0):  # the solve builds its right-hand side in it
+        y0 = y0.copy()
+    levels = [Level(d_pyr[k], m_pyr[k], diff_pyr[k],
+                    beta if np.ndim(beta) == 0 else resize_mask(beta, size),
+                    ~dilate(m_pyr[k] > 0, band) if preserve_background else None)
+              for k, size in enumerate(sizes)]
+    del d_pyr, diff_pyr
+    return solve_levels(levels, y0, solver, taps=taps, rtol=rtol, maxiter=maxiter,
+                        upsample=lambda y, size: resize(y, size, kernel), infos=infos)
 
 
 @lru_cache(maxsize=4)
@@ -315,9 +313,9 @@ def gan_color(cp, m, cp0, m0, model, *, region="mask", device="auto"):
     generator = _cached_generator(str(model), device) if isinstance(model, (str, bytes)) or \
         hasattr(model, "__fspath__") else model
     size = generator.arch["image_size"]
-    small = _hwc(resize(_chw(cp), (size, size)), clip=True)
+    small = hwc(resize(chw(cp), (size, size)), clip=True)
     g = generate_color(generator, small, resize_mask(m, (size, size)))
-    g0 = _hwc(resize(_chw(g), m0.shape), clip=True)
+    g0 = hwc(resize(chw(g), m0.shape), clip=True)
     if region == "image":
         return g0
     w = gaussian_filter(dilate(m0, GAN_DILATE).astype(np.float32), GAN_FEATHER,
@@ -335,10 +333,10 @@ def check_color_weight(color_weight) -> None:
                          "(smaller values are float32 round-off, not a blend)")
 
 
-def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, solver="cg",
-          model=None, sigma=0.5, pyramid="aspect", image_size=64,
-          preserve_background=False, band=5, rtol=poisson.DEFAULT_RTOL,
-          maxiter=poisson.DEFAULT_MAXITER, epsilon=0.05, levels=None, device="auto",
+def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
+          solver=DEFAULT_SOLVER, model=None, sigma=0.5, pyramid="aspect", image_size=64,
+          preserve_background=False, band=5, rtol=DEFAULT_RTOL,
+          maxiter=DEFAULT_MAXITER, epsilon=0.05, levels=None, device="auto",
           poisson_boundary="mask", gan_region="mask", infos=None):
     """Blend ``src`` into ``dst`` where ``mask`` is 1.
 
@@ -369,8 +367,7 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, sol
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
-    if solver not in ("cg", "dct"):
-        raise InputError(f"unknown solver {solver!r} (use 'cg' or 'dct')")
+    check_solver(solver)
     if pyramid not in ("aspect", "reference"):
         raise InputError(f"unknown pyramid {pyramid!r} (use 'aspect' or 'reference')")
     if gan_region not in ("mask", "image"):
@@ -383,12 +380,12 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0, sol
     if method == "copy-paste":
         return copy_paste(src, dst, mask)
     if method == "poisson":
-        return poisson.poisson_blend(src, dst, mask, boundary=poisson_boundary, rtol=rtol,
-                                     maxiter=maxiter)
+        return poisson_blend(src, dst, mask, boundary=poisson_boundary, rtol=rtol,
+                             maxiter=maxiter)
     if method == "mpb":
-        return poisson.modified_poisson(src, dst, mask, epsilon=epsilon,
-                                        solver="dct" if solver == "dct" else "cg",
-                                        rtol=rtol, maxiter=maxiter)
+        return modified_poisson(src, dst, mask, epsilon=epsilon,
+                                solver="dct" if solver == "dct" else "cg",
+                                rtol=rtol, maxiter=maxiter)
     if method == "laplacian":
         return laplacian_blend(src, dst, mask, levels)
     gp = dict(color_weight=color_weight, solver=solver, sigma=sigma, pyramid=pyramid,

@@ -82,7 +82,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter, maximum_filter1d, spline_filter1d
 from scipy.sparse import csr_matrix
 
-from .poisson import PARALLEL_MIN_PIXELS, block_rows, map_channels
+from ._arrays import PARALLEL_MIN_PIXELS, block_rows, map_channels
 
 __all__ = [
     "level_sizes",

@@ -65,7 +65,7 @@ def test_gp_stage_with_ideal_colour_recovers_the_scene(photos):
     at level 0) removes most of the illumination error: what the GAN is for."""
     src, dst, mask = offset_case(photos)
     sizes = level_sizes(*mask.shape)
-    ideal = blending._hwc(gaussian_pyramid(blending._chw(dst), sizes)[0])
+    ideal = gaussian_pyramid(dst.transpose(2, 0, 1), sizes)[0].transpose(1, 2, 0)
     cp = fmse(gpgan.blend(src, dst, mask, method="copy-paste"), dst, mask)
     got = fmse(blending.gp_pyramid(src, dst, mask, ideal), dst, mask)
     assert got < 0.15 * cp
@@ -95,7 +95,7 @@ def test_gp_solvers_agree_on_full_pyramid(scene):
 @pytest.mark.parametrize("options", [dict(solver="cg"), dict(solver="dct"),
                                      dict(solver="cg", preserve_background=True)])
 def test_gp_output_is_fresh_and_repeatable(scene, options):
-    """The finest level recycles its own buffers (poisson.Workspace): the output must
+    """The finest level recycles its own buffers (gpgan._arrays.Workspace): the output must
     not share memory with the inputs, leave them unchanged, and repeat exactly."""
     src, dst, mask = scene
     keep = [a.copy() for a in (src, dst, mask)]
