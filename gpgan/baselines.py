@@ -36,8 +36,8 @@ import scipy.sparse as sp
 from ._arrays import bbox, chw, hwc
 from .errors import InputError
 from .operators import guidance_divergence, neg_laplacian
-from .poisson import (DCT2, DEFAULT_MAXITER, DEFAULT_RTOL, DST2, SolveInfo, box_solve, run_cg,
-                      solve_dirichlet, solve_neumann)
+from .poisson import (DCT2, DEFAULT_MAXITER, DEFAULT_RTOL, DEFAULT_SOLVER, DST2, SolveInfo,
+                      box_solve, check_solver, run_cg, solve_dirichlet, solve_neumann)
 
 __all__ = ["poisson_blend", "modified_poisson", "CAPACITANCE_PAD"]
 
@@ -316,20 +316,27 @@ def poisson_blend(src, dst, mask, *, boundary: str = "mask", rtol: float = DEFAU
     return (out, info) if return_info else out
 
 
-def modified_poisson(src, dst, mask, *, epsilon: float = 0.05, solver: str = "dct",
-                     rtol: float = DEFAULT_RTOL, maxiter: int = DEFAULT_MAXITER):
+def modified_poisson(src, dst, mask, *, epsilon: float = 0.05,
+                     solver: str = DEFAULT_SOLVER, rtol: float = DEFAULT_RTOL,
+                     maxiter: int = DEFAULT_MAXITER):
     """Modified Poisson blending (Tanaka et al. 2012): a screened Poisson solve.
 
     ``(-Lap_N + epsilon) Y = -div F + epsilon * x_cp`` on the whole image, with the
     half-mask guidance ``F`` and the copy-paste composite ``x_cp`` as the (unblurred)
     colour term, Neumann boundary: Eq. (1) with the identity instead of ``G_N``.
+
+    ``solver``: ``"cg"`` (the default of every method that takes a solver,
+    :data:`gpgan.poisson.DEFAULT_SOLVER`) or ``"dct"``. ``epsilon`` is constant, so
+    the closed form that starts cg is exact: cg checks its residual (one more stencil
+    pass), stops at 0 iterations and returns that closed form, the ``"dct"`` image.
+    Returns float32 (H, W, 3) in [0, 1].
     """
+    check_solver(solver)
     if not epsilon > 0:
         raise InputError(f"epsilon must be > 0, got {epsilon}")
     s, d, m = _baseline_inputs(src, dst, mask)
     s, d = chw(s, "src"), chw(d, "dst")
     rhs = guidance_divergence(s, d, m)
     rhs += np.float32(epsilon) * (d + m * (s - d))
-    y, _ = solve_neumann(rhs, float(epsilon), (1.0, 0.0), "dct" if solver == "dct" else "cg",
-                         rtol, maxiter)
+    y, _ = solve_neumann(rhs, float(epsilon), (1.0, 0.0), solver, rtol, maxiter)
     return hwc(y, clip=True)

@@ -19,7 +19,8 @@ Methods (``METHODS``):
                 feathered mask and the scene's outside it at level 0; ``"image"`` takes
                 G's whole image, as the paper does.
 
-GP options: ``color_weight`` (beta, 1.0), ``solver`` ("cg" | "dct"), ``sigma`` (0.5),
+GP options: ``color_weight`` (beta, 1.0), ``solver`` ("cg" | "dct"; also taken by
+``mpb``, the default "cg" for both), ``sigma`` (0.5),
 ``pyramid`` ("aspect" | "reference"), ``image_size`` (64: the pyramid's base, level 0
 is about this size), ``preserve_background``
 (False) with ``band`` (pixels, 5), ``rtol``, ``maxiter``. Common: ``offset=(y, x)`` to
@@ -355,7 +356,8 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
         beta of the Gaussian-Poisson equation (``gp``, ``gp-gan``); at least
         :data:`MIN_COLOR_WEIGHT` everywhere.
     solver : {"cg", "dct"}
-        Gaussian-Poisson solver; ``preserve_background`` needs "cg".
+        Solver of the Gaussian-Poisson equation (``gp``, ``gp-gan``) and of the
+        screened Poisson equation (``mpb``); ``preserve_background`` needs "cg".
     model : path or torch.nn.Module
         Blending GAN generator checkpoint (``gp-gan``).
     gan_region : {"mask", "image"}
@@ -383,9 +385,8 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
         return poisson_blend(src, dst, mask, boundary=poisson_boundary, rtol=rtol,
                              maxiter=maxiter)
     if method == "mpb":
-        return modified_poisson(src, dst, mask, epsilon=epsilon,
-                                solver="dct" if solver == "dct" else "cg",
-                                rtol=rtol, maxiter=maxiter)
+        return modified_poisson(src, dst, mask, epsilon=epsilon, solver=solver, rtol=rtol,
+                                maxiter=maxiter)
     if method == "laplacian":
         return laplacian_blend(src, dst, mask, levels)
     gp = dict(color_weight=color_weight, solver=solver, sigma=sigma, pyramid=pyramid,

@@ -285,7 +285,9 @@ def beta_ablation(test_csv, betas, out_csv=None, *, n_images: int = 4, ids=None,
     progress : bool
         Show a progress bar.
     **blend_options
-        Passed on to the blend (e.g. ``solver="dct"``).
+        The other GP options of the blend (``solver``, ``pyramid``,
+        ``preserve_background``, ``band``, ...: the workflow passes the blend rule's);
+        not ``method`` or ``color_weight``, which the ablation sets.
 
     Returns
     -------
@@ -296,6 +298,9 @@ def beta_ablation(test_csv, betas, out_csv=None, *, n_images: int = 4, ids=None,
 
     if blend_fn is None:
         from . import blend as blend_fn  # the contract: gpgan.blend(src, dst, mask, ...)
+    fixed = sorted({"method", "color_weight"} & set(blend_options))
+    if fixed:
+        raise InputError(f"beta_ablation sets {' and '.join(fixed)} itself; do not pass it")
     betas = [float(b) for b in betas]
     if not betas or min(betas) <= 0:
         raise InputError("betas must be a non-empty list of positive numbers")

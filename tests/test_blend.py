@@ -119,6 +119,24 @@ def test_preserve_background_holds_the_scene(scene):
     assert np.abs(plain - kept)[mask > 0].mean() < 0.05
 
 
+def test_one_default_solver_for_every_method(scene):
+    """gp, gp-gan and mpb default to poisson.DEFAULT_SOLVER wherever a solver is taken
+    (the workflow's blend.solver reaches all three); mpb through gpgan.blend is
+    modified_poisson with its defaults, bit for bit."""
+    import inspect
+
+    from gpgan import baselines, poisson
+
+    for fn in (gpgan.blend, blending.gp_pyramid, poisson.gaussian_poisson,
+               poisson.solve_level, poisson.solve_levels, baselines.modified_poisson):
+        assert inspect.signature(fn).parameters["solver"].default == poisson.DEFAULT_SOLVER
+    src, dst, mask = scene
+    assert np.array_equal(gpgan.blend(src, dst, mask, method="mpb"),
+                          baselines.modified_poisson(src, dst, mask))
+    with pytest.raises(InputError, match="solver"):
+        baselines.modified_poisson(src, dst, mask, solver="lu")
+
+
 def test_gp_gan_without_model_is_a_clear_error(scene):
     src, dst, mask = scene
     with pytest.raises(ModelError, match="needs a model"):

@@ -175,6 +175,39 @@ def test_beta_ablation_wiring(tmp_path):
         beta_ablation(test_csv, [0], blend_fn=_toy_blend)
 
 
+def test_beta_ablation_takes_the_blend_rules_gp_options(tmp_path, monkeypatch, capsys):
+    """The workflow passes the blend rule's GP options (solver, pyramid,
+    preserve_background, band) and the CLI its flags: every blend of the sweep gets
+    them; the colour weight and the method are the ablation's own."""
+    test_csv = make_run(tmp_path, n=2)
+    calls = []
+
+    def recording_blend(src, dst, mask, **kw):
+        calls.append(kw)
+        return _toy_blend(src, dst, mask, method=kw["method"], color_weight=kw["color_weight"])
+
+    opts = dict(solver="dct", pyramid="reference", preserve_background=True, band=3)
+    beta_ablation(test_csv, [0.5, 2.0], n_images=2, blend_fn=recording_blend, **opts)
+    assert len(calls) == 4
+    assert all(c == dict(opts, method="gp", color_weight=b)
+               for c, b in zip(calls, [0.5, 0.5, 2.0, 2.0]))
+    for bad in (dict(color_weight=1.0), dict(method="gp-gan")):
+        with pytest.raises(InputError, match="sets"):
+            beta_ablation(test_csv, [1.0], blend_fn=recording_blend, **bad)
+
+    import gpgan
+    from gpgan.cli import main
+
+    calls.clear()
+    monkeypatch.setattr(gpgan, "blend", recording_blend)
+    rc = main(["beta-ablation", "--test-csv", str(test_csv), "--out", str(tmp_path / "b.csv"),
+               "--betas", "1", "--n-images", "1", "--pyramid", "reference", "--quiet"])
+    assert rc == 0 and (tmp_path / "b.csv").is_file()
+    assert calls == [dict(method="gp", color_weight=1.0, solver="cg", pyramid="reference",
+                          preserve_background=False, band=5)]
+    capsys.readouterr()
+
+
 def test_beta_ablation_with_real_blend(tmp_path):
     """The default blend is gpgan.blend(method="gp"): a real GP-stage run per beta."""
     pytest.importorskip("gpgan.blending", reason="gpgan.blend not implemented yet")

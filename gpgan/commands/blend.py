@@ -48,29 +48,38 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def add_gp_options(p) -> None:
-    """The Gaussian-Poisson options of ``gp`` / ``gp-gan`` (``blend``, ``select-checkpoint``)."""
+def add_gp_options(p, *, ablation: bool = False) -> None:
+    """The Gaussian-Poisson options of ``gp`` / ``gp-gan`` (``blend``, ``select-checkpoint``);
+    ``ablation``: those of ``beta-ablation``, which sweeps the colour weight with ``gp``."""
     from ..blending import MIN_COLOR_WEIGHT
+    from ..poisson import DEFAULT_SOLVER, SOLVERS
 
-    p.add_argument("--color-weight", type=float, default=1.0,
-                   help=f"beta (default 1.0, at least {MIN_COLOR_WEIGHT:g})")
-    p.add_argument("--solver", choices=("cg", "dct"), default="cg")
+    if not ablation:
+        p.add_argument("--color-weight", type=float, default=1.0,
+                       help=f"beta (default 1.0, at least {MIN_COLOR_WEIGHT:g})")
+    p.add_argument("--solver", choices=SOLVERS, default=DEFAULT_SOLVER,
+                   help=f"gp, gp-gan and mpb (default {DEFAULT_SOLVER})")
     p.add_argument("--pyramid", choices=("aspect", "reference"), default="aspect")
     p.add_argument("--preserve-background", action="store_true",
                    help="hold pixels farther than --band px from the mask at dst")
     p.add_argument("--band", type=int, default=5, help="band width in pixels (default 5)")
-    p.add_argument("--gan-region", choices=("mask", "image"), default="mask",
-                   help="gp-gan: take G's colour inside the (dilated, feathered) mask and "
-                        "the scene's outside it (default), or G's whole image (the paper)")
+    if not ablation:
+        p.add_argument("--gan-region", choices=("mask", "image"), default="mask",
+                       help="gp-gan: take G's colour inside the (dilated, feathered) mask "
+                            "and the scene's outside it (default), or G's whole image (the "
+                            "paper)")
 
 
 def gp_options(args) -> dict:
     """:func:`gpgan.blend` keyword arguments from :func:`add_gp_options`' flags."""
     if args.band < 0:
         raise InputError(f"--band must be >= 0, got {args.band}")
-    return dict(color_weight=args.color_weight, solver=args.solver, pyramid=args.pyramid,
-                preserve_background=args.preserve_background, band=args.band,
-                gan_region=args.gan_region)
+    opts = dict(solver=args.solver, pyramid=args.pyramid,
+                preserve_background=args.preserve_background, band=args.band)
+    for key in ("color_weight", "gan_region"):  # not in the ablation's flags
+        if hasattr(args, key):
+            opts[key] = getattr(args, key)
+    return opts
 
 
 def _same_file(a: Path, b: Path) -> bool:

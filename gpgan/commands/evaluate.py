@@ -54,10 +54,12 @@ def _figures(args) -> int:
 
 def _beta_ablation(args) -> int:
     from ..evaluate import beta_ablation
+    from .blend import gp_options
 
     to_stderr()
     table = beta_ablation(args.test_csv, _float_list(args.betas), args.out,
-                          n_images=args.n_images, band_px=args.band_px, progress=not args.quiet)
+                          n_images=args.n_images, band_px=args.band_px, progress=not args.quiet,
+                          **gp_options(args))
     print(table.to_string(index=False))
     return 0
 
@@ -65,6 +67,7 @@ def _beta_ablation(args) -> int:
 def register(sub) -> None:
     """Add the evaluation sub-commands to ``sub`` (an argparse sub-parsers object)."""
     from ..metrics import DEFAULT_BAND_PX, METRICS
+    from .blend import add_gp_options
 
     p = sub.add_parser("evaluate", help="score blends against ground truth (metrics tables)",
                        description="Write per_image.csv, summary.csv and summary.md.")
@@ -117,5 +120,6 @@ def register(sub) -> None:
     p.add_argument("--betas", default="0.01,0.1,0.3,1,3,10", help="comma-separated")
     p.add_argument("--n-images", type=int, default=4)
     p.add_argument("--band-px", type=int, default=DEFAULT_BAND_PX)
+    add_gp_options(p, ablation=True)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_beta_ablation)

@@ -121,6 +121,12 @@ def blend_options(wildcards):
     return gp_options(wildcards.method)
 
 
+def ablation_options():
+    """gpgan.evaluate.beta_ablation options: the blend rule's options of method gp,
+    less the colour weight the ablation sweeps."""
+    return {k: v for k, v in gp_options("gp").items() if k != "color_weight"}
+
+
 def lpips_weights():
     return f"{config['evaluate']['lpips_weights']}/alexnet_features.pth"
 

@@ -62,7 +62,7 @@ rule beta_ablation:
         betas=config["figures"]["betas"],
         n_images=config["figures"]["ablation_images"],
         band_px=config["evaluate"]["band_px"],
-        solver=config["blend"]["solver"],
+        options=ablation_options(),
     script:
         "../scripts/beta_ablation.py"
 

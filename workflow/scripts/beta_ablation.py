@@ -5,4 +5,4 @@ from gpgan.evaluate import beta_ablation
 
 beta_ablation(snakemake.input.test, snakemake.params.betas, snakemake.output[0],
               n_images=snakemake.params.n_images, band_px=snakemake.params.band_px,
-              solver=snakemake.params.solver, progress=True)
+              progress=True, **snakemake.params.options)
