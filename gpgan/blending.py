@@ -141,7 +141,8 @@ def copy_paste(src, dst, mask):
 
 
 def laplacian_blend(src, dst, mask, levels: int | None = None):
-    """Burt & Adelson (1983) multi-band blending.
+    """Burt & Adelson (1983) multi-band blending (the multiresolution spline, module
+    reference [1]).
 
     Laplacian pyramids of src and dst are mixed band by band with the Gaussian
     pyramid of the mask, then collapsed. ``levels`` defaults to as many halvings as

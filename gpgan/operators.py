@@ -24,7 +24,7 @@ References
 ----------
 .. [1] H. Wu, S. Zheng, J. Zhang and K. Huang, "GP-GAN: Towards Realistic
    High-Resolution Image Blending", ACM Multimedia 2019, arXiv:1703.07195. The
-   Gaussian-Poisson equation, Eq. (1) above.
+   Gaussian-Poisson equation (their Eq. 7-9, (1) here).
 .. [2] P. Perez, M. Gangnet and A. Blake, "Poisson Image Editing", ACM Transactions on
    Graphics 22(3):313-318, 2003 (SIGGRAPH). The guidance field ``F`` and ``-div F``.
 """

@@ -39,7 +39,8 @@ References
 ----------
 .. [1] H. Wu, S. Zheng, J. Zhang and K. Huang, "GP-GAN: Towards Realistic
    High-Resolution Image Blending", ACM Multimedia 2019, arXiv:1703.07195. The
-   Gaussian-Poisson equation (1) and its closed-form DCT solution.
+   Gaussian-Poisson equation (their Eq. 7-9, (1) here); their public implementation
+   solves it by the DCT closed form.
 .. [2] G. Strang, "The Discrete Cosine Transform", SIAM Review 41(1):135-147, 1999.
    The DCT-II (and the other DCT / DST types) as the eigenvectors of the second
    difference with Neumann (Dirichlet, mixed) boundaries.

@@ -70,6 +70,18 @@ max).
 
 The 4- and 8-tap filters are applied as two sparse matrix products
 (:func:`_separable`); they cost about what the numpy bilinear/binomial passes did.
+
+References
+----------
+.. [1] P. J. Burt and E. H. Adelson, "The Laplacian Pyramid as a Compact Image Code",
+   IEEE Transactions on Communications 31(4):532-540, 1983. The Gaussian pyramid:
+   low-pass with a small binomial-like kernel, then subsample by 2.
+.. [2] R. G. Keys, "Cubic Convolution Interpolation for Digital Image Processing",
+   IEEE Transactions on Acoustics, Speech, and Signal Processing 29(6):1153-1160,
+   1981. The cubic kernel (``a = -1/2``) of the ``"cubic"`` filters.
+.. [3] M. Unser, "Splines: A Perfect Fit for Signal and Image Processing", IEEE Signal
+   Processing Magazine 16(6):22-38, 1999. Cubic B-spline interpolation
+   (:func:`spline_resize`, the reference's ``skimage.transform.resize(order=3)``).
 """
 
 from __future__ import annotations
