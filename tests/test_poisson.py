@@ -9,7 +9,8 @@ from scipy.sparse.linalg import spsolve
 
 from gpgan import operators, poisson
 from gpgan.errors import InputError
-from poisson_reference import G0, G1, reference_matrix, reference_rhs, reference_solve, small_case
+from poisson_reference import (G0, G1, reference_matrix, reference_rhs, reference_solve,
+                               small_case)
 
 
 @pytest.fixture(scope="module")
