@@ -39,7 +39,7 @@ measured choice is on, ``docs/training.md``):
 The module layout deliberately mirrors the authors' Chainer ``EncoderDecoder``
 (``encoder`` / ``bn`` / ``decoder`` lists whose indices count the activation layers
 too), so their released ``blending_gan.npz`` maps onto our ``state_dict`` key for key
-(:func:`convert_chainer_npz`). Batch-norm uses Chainer's ``eps=2e-5`` for the same
+(:func:`gpgan.chainer.convert_chainer_npz`). Batch-norm uses Chainer's ``eps=2e-5`` for the same
 reason.
 
 Images cross this module's public boundary as ``float32 (H, W, 3)`` in ``[0, 1]``
@@ -70,9 +70,9 @@ __all__ = [
     "load_checkpoint",
     "list_checkpoints",
     "generator_from_checkpoint",
+    "generator_from_state",
     "save_generator",
     "generate_color",
-    "convert_chainer_npz",
     "CHECKPOINT_FORMAT",
 ]
 
@@ -413,7 +413,9 @@ def infer_generator_arch(state_dict: dict) -> dict:
             "output": "affine" if affine else "image", "affine_grid": grid}
 
 
-def _generator_from_state(state: dict, arch: dict, origin: str) -> Generator:
+def generator_from_state(state: dict, arch: dict, origin: str) -> Generator:
+    """A :class:`Generator` of ``arch`` holding ``state``; :class:`ModelError` (naming
+    ``origin``) when the weights do not fit."""
     try:
         gen = Generator(**arch)
     except (TypeError, ConfigError) as exc:
@@ -452,14 +454,14 @@ def generator_from_checkpoint(obj: dict, origin: str = "checkpoint") -> Generato
         raise ModelError(f"{origin}: no generator weights in checkpoint (keys: {keys})")
     if not isinstance(arch, dict):
         raise ModelError(f"{origin}: 'arch' entry is not a dict")
-    return _generator_from_state(state, dict(arch), origin)
+    return generator_from_state(state, dict(arch), origin)
 
 
 def load_generator(path, device: str | torch.device = "auto") -> Generator:
     """Load a generator from a checkpoint written by this package, ready for inference.
 
     Accepts a training checkpoint (:mod:`gpgan.train`), a generator-only file
-    (:func:`save_generator`, ``best.pt``, ``final.pt``, :func:`convert_chainer_npz`) or a
+    (:func:`save_generator`, ``best.pt``, ``final.pt``, :func:`gpgan.chainer.convert_chainer_npz`) or a
     bare ``Generator.state_dict()`` (architecture inferred from the shapes).
     Loading uses ``torch.load(..., weights_only=True)``: no code is unpickled.
 
@@ -547,73 +549,3 @@ def generate_color(generator: Generator, composite: np.ndarray,
         y = generator(t, m)[0]
     y = ((y.float().cpu().numpy().transpose(1, 2, 0) + 1.0) / 2.0).clip(0.0, 1.0)
     return np.ascontiguousarray(y, dtype=np.float32)
-
-
-# --------------------------------------------------------------------------------------
-# The authors' released Chainer weights
-# --------------------------------------------------------------------------------------
-
-_CHAINER_SUFFIX = {"W": "weight", "gamma": "weight", "beta": "bias",
-                   "avg_mean": "running_mean", "avg_var": "running_var"}
-
-
-def chainer_key_to_torch(key: str) -> str | None:
-    """Map a key of the authors' ``EncoderDecoder`` npz to our ``state_dict`` key.
-
-    The Chainer model is ``encoder`` (``DCGAN_D`` ChainList), ``bn``
-    (``BatchNormalization``) and ``decoder`` (``DCGAN_G`` ChainList); list indices count
-    the activation links as ours count the activation modules, so
-    ``encoder/2/W -> encoder.2.weight``, ``decoder/1/gamma -> decoder.1.weight``,
-    ``bn/avg_var -> bn.running_var``. Chainer's batch-norm counter ``N`` has no
-    counterpart and maps to ``None``.
-    """
-    parts = key.strip("/").split("/")
-    if parts and parts[0] in ("main", "G", "gen", "updater", "model"):  # snapshot prefixes
-        parts = parts[1:]
-    if parts[-1] == "N":
-        return None
-    if parts[-1] not in _CHAINER_SUFFIX:
-        raise ModelError(f"unexpected key {key!r} in Chainer npz")
-    return ".".join(parts[:-1] + [_CHAINER_SUFFIX[parts[-1]]])
-
-
-def convert_chainer_npz(npz_path, out_path) -> Path:
-    """Convert the authors' released ``blending_gan.npz`` to a generator checkpoint.
-
-    Parameters
-    ----------
-    npz_path : str or Path
-        ``chainer.serializers.save_npz`` output of their ``EncoderDecoder`` (keys such as
-        ``encoder/0/W``, ``bn/gamma``, ``decoder/12/W``). Chainer and PyTorch store
-        convolution ``(out, in, kh, kw)`` and transposed-convolution
-        ``(in, out, kh, kw)`` weights alike, so arrays are copied unchanged.
-    out_path : str or Path
-        Where to write the checkpoint (atomically; see :func:`save_generator`).
-
-    Returns
-    -------
-    Path
-        ``out_path``. The architecture is inferred from the array shapes.
-
-    Raises
-    ------
-    ModelError
-        Unreadable file, unknown keys, or shapes that do not fit the architecture.
-    """
-    npz_path = Path(npz_path)
-    try:
-        with np.load(npz_path, allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k]) for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{npz_path}: not a readable npz ({exc.__class__.__name__})") from None
-    state = {}
-    for key, arr in arrays.items():
-        name = chainer_key_to_torch(key)
-        if name is not None:
-            state[name] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    for name in list(state):  # batch-norm counters Chainer does not store
-        if name.endswith(".running_mean"):
-            state[name[:-len("running_mean")] + "num_batches_tracked"] = torch.tensor(0)
-    arch = infer_generator_arch(state)
-    gen = _generator_from_state(state, arch, str(npz_path))
-    return save_generator(gen, out_path, extra={"source": f"chainer:{npz_path.name}"})

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gpgan.data.composites import (TEST_COLUMNS, TRAIN_COLUMNS, build_composites, list_scenes,
-                                   make_test_composites, random_blob_mask, read_groups,
-                                   split_scenes, write_train_manifest)
+from gpgan.data.composites import (TEST_COLUMNS, TRAIN_COLUMNS, build_composites,
+                                   make_test_composites, random_blob_mask,
+                                   write_train_manifest)
+from gpgan.data.scenes import list_scenes, read_groups, split_scenes
 from gpgan.data.demo import build_demo_dataset
 from gpgan.errors import ConfigError, InputError
 

@@ -10,7 +10,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from gpgan.data.composites import read_groups
+from gpgan.data.scenes import read_groups
 from gpgan.data.demo import (DEMO_PHOTOS, build_demo_dataset, load_photo, relight,
                              sample_relight_params)
 from gpgan.errors import ConfigError, InputError

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from gpgan.errors import ConfigError, ModelError
-from gpgan.models import (Critic, Generator, convert_chainer_npz, generate_color,
+from gpgan.chainer import convert_chainer_npz
+from gpgan.models import (Critic, Generator, generate_color,
                           load_generator, resolve_device, save_generator)
 
 PAPER_G_PARAMS = 71_058_880  # conv weights 71,047,168 + batch-norm scale/shift 11,712

@@ -1,8 +1,4 @@
-"""Scene splits, training manifests and full-resolution test composites.
-
-A *scene* is a folder ``<scenes_root>/<scene>/`` of aligned images of one place at
-different times (Transient Attributes after cropping, or the demo dataset). All
-images of a scene must have the same size.
+"""Training manifests and full-resolution test composites of scenes (:mod:`.scenes`).
 
 Training / validation samples (SPEC.md, "Training data") are not written as images:
 a manifest CSV lists, per sample, the scene, the *object* image, the *scene* (bg)
@@ -46,7 +42,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -57,14 +52,12 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import ConfigError, InputError
 from ..io import atomic_path, move_contents, read_mask
 from .crop import list_images
+from .scenes import check_fractions, list_scenes, paired_scenes, read_groups, split_scenes
 
 __all__ = [
     "TRAIN_COLUMNS",
     "TEST_COLUMNS",
     "read_test_csv",
-    "list_scenes",
-    "split_scenes",
-    "read_groups",
     "write_train_manifest",
     "random_blob_mask",
     "make_test_composites",
@@ -76,101 +69,6 @@ log = logging.getLogger(__name__)
 TRAIN_COLUMNS = ("scene", "obj_image", "bg_image", "crop_y", "crop_x", "crop_h", "crop_w",
                  "flip", "coverage", "seed")
 TEST_COLUMNS = ("id", "scene", "src", "dst", "mask", "gt", "height", "width", "coverage")
-
-
-def _check_on_error(on_error: str) -> None:
-    if on_error not in ("fail", "skip"):
-        raise ConfigError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
-
-
-def _image_ok(path: Path, decode: bool) -> tuple[tuple[int, int] | None, str | None]:
-    """Return ((h, w), None) for a readable image, (None, reason) otherwise."""
-    try:
-        with Image.open(path) as im:
-            size = im.size
-            if decode:
-                im.load()
-        return (size[1], size[0]), None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        return None, exc.__class__.__name__
-
-
-def list_scenes(scenes_root, scenes=None, *, min_images: int = 2, on_error: str = "fail",
-                decode: bool = True) -> dict[str, list[str]]:
-    """Index and validate the scene folders.
-
-    Parameters
-    ----------
-    scenes_root : path-like
-        Folder of ``<scene>/<image>`` files.
-    scenes : iterable of str, optional
-        Only these scenes (default: every sub-folder not starting with ``.``).
-    min_images : int
-        Scenes with fewer readable images are left out (logged).
-    on_error : {"fail", "skip"}
-        An unreadable/corrupt image, or a scene whose images differ in size, raises
-        :class:`InputError` naming the path (``"fail"``) or is logged and left out
-        (``"skip"``). It is never silently used.
-    decode : bool
-        Fully decode every image (catches truncated files); ``False`` reads headers
-        only (fast, for huge folders).
-
-    Returns
-    -------
-    dict
-        ``{scene: [relative image paths, sorted]}`` (paths relative to
-        ``scenes_root``, ``/`` separated), scenes sorted by name.
-    """
-    _check_on_error(on_error)
-    root = Path(scenes_root)
-    if not root.is_dir():
-        raise InputError(f"{root}: no such scenes folder")
-    if scenes is None:
-        names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    else:
-        names = sorted(set(scenes))
-    out: dict[str, list[str]] = {}
-    for scene in names:
-        folder = root / scene
-        if not folder.is_dir():
-            raise InputError(f"{folder}: scene folder does not exist")
-        good, shape0 = [], None
-        for path in list_images(folder):
-            shape, why = _image_ok(path, decode)
-            if shape is None:
-                if on_error == "fail":
-                    raise InputError(f"{path}: not a readable image ({why})")
-                log.warning("skipping unreadable image %s (%s)", path, why)
-                continue
-            if shape0 is None:
-                shape0 = shape
-            elif shape != shape0:
-                msg = (f"{path}: size {shape[0]}x{shape[1]} differs from the scene's "
-                       f"{shape0[0]}x{shape0[1]} (aligned images must match)")
-                if on_error == "fail":
-                    raise InputError(msg)
-                log.warning("skipping %s", msg)
-                continue
-            good.append(f"{scene}/{path.name}")
-        if len(good) < min_images:
-            log.warning("scene %s: %d usable image(s) < %d, left out", scene, len(good),
-                        min_images)
-            continue
-        out[scene] = good
-    if not out:
-        raise InputError(f"{root}: no scene with at least {min_images} readable images")
-    return out
-
-
-def _check_fractions(fractions) -> dict[str, float]:
-    fractions = dict(fractions or {"train": 0.8, "val": 0.1, "test": 0.1})
-    try:
-        vals = np.array([float(v) for v in fractions.values()])
-    except (TypeError, ValueError):
-        raise ConfigError(f"split fractions must be numbers, got {fractions}") from None
-    if not fractions or (vals < 0).any() or not math.isclose(vals.sum(), 1.0, abs_tol=1e-6):
-        raise ConfigError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
-    return fractions
 
 
 def _check_geometry(image_size, ratio) -> None:
@@ -210,72 +108,6 @@ def _check_test_options(coverage, max_size, masks_root) -> tuple[float, float]:
     return lo, hi
 
 
-def split_scenes(scenes, fractions=None, seed: int = 0, groups=None) -> dict[str, list[str]]:
-    """Split scene names into disjoint sets (no scene, and no group, in two splits).
-
-    Parameters
-    ----------
-    scenes : iterable of str
-        Scene names (duplicates ignored).
-    fractions : dict, optional
-        ``{split: fraction}``, non-negative, summing to 1 (default
-        ``{"train": 0.8, "val": 0.1, "test": 0.1}``).
-    seed : int
-        Seed of the shuffle (``numpy.random.default_rng``).
-    groups : dict, optional
-        ``{scene: group}``: scenes of one group (e.g. crops of one photograph, or
-        photographs of one place) always land in the same split. Scenes not listed are
-        their own group. Default: every scene is its own group.
-
-    Returns
-    -------
-    dict
-        ``{split: sorted scene names}`` in the order of ``fractions``; the union is all
-        scenes.
-
-    Notes
-    -----
-    Groups are visited in a seeded random order. First every split with a positive
-    fraction receives one group (largest fraction first, while groups last);
-    then each further group goes to the split whose scene count is furthest below its
-    target ``fraction * n_scenes`` (ties: the order of ``fractions``).
-    """
-    fractions = _check_fractions(fractions)
-    names = sorted(set(scenes))
-    if not names:
-        raise InputError("no scenes to split")
-    groups = dict(groups or {})
-    members: dict[str, list[str]] = {}
-    for name in names:
-        members.setdefault(str(groups.get(name, name)), []).append(name)
-    keys = sorted(members)
-    order = [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
-    splits = list(fractions)
-    target = {k: float(fractions[k]) * len(names) for k in splits}
-    out: dict[str, list[str]] = {k: [] for k in splits}
-    positive = sorted((k for k in splits if fractions[k] > 0), key=lambda k: -fractions[k])
-    for k in positive[:len(order)]:
-        out[k] += members[order.pop(0)]
-    for g in order:
-        k = max(splits, key=lambda k: (target[k] - len(out[k]), -splits.index(k)))
-        out[k] += members[g]
-    return {k: sorted(v) for k, v in out.items()}
-
-
-def read_groups(path) -> dict[str, str]:
-    """``{scene: group}`` from a CSV with ``scene`` and ``group`` columns (extra columns,
-    e.g. those of the demo dataset's ``variants.csv``, are ignored)."""
-    path = Path(path)
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the scene groups ({exc.strerror})") from None
-    if rows and not {"scene", "group"} <= set(rows[0]):
-        raise InputError(f"{path}: needs 'scene' and 'group' columns, got {list(rows[0])}")
-    return {r["scene"]: r["group"] for r in rows}
-
-
 def _scene_shape(root: Path, rel: str) -> tuple[int, int]:
     with Image.open(root / rel) as im:
         return im.size[1], im.size[0]
@@ -289,28 +121,6 @@ def _write_csv(path: Path, columns, rows) -> Path:
             writer.writerow(columns)
             writer.writerows(rows)
     return path
-
-
-def _paired_scenes(root, scenes, on_error, what: str):
-    """The scene index and the sorted names of scenes holding >= 2 images (a pair);
-    none -> InputError ``"<root>: no <what>"``."""
-    index = _index(root, scenes, on_error)
-    names = sorted(s for s, imgs in index.items() if len(imgs) >= 2)
-    if not names:
-        raise InputError(f"{root}: no {what}")
-    return index, names
-
-
-def _index(scenes_root, scenes, on_error) -> dict[str, list[str]]:
-    if isinstance(scenes, dict):
-        index = {s: list(v) for s, v in scenes.items()}
-        root = Path(scenes_root)
-        for s, imgs in index.items():
-            for rel in imgs:
-                if not (root / rel).is_file():
-                    raise InputError(f"{root / rel}: listed image does not exist")
-        return index
-    return list_scenes(scenes_root, scenes, on_error=on_error)
 
 
 def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: int,
@@ -366,7 +176,7 @@ def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: 
     _check_geometry(image_size, ratio)
     lo, hi = _check_sampling(scale, aspect, flip, coverage)
     root = Path(scenes_root)
-    index, names = _paired_scenes(root, scenes, on_error, "scene with two images for "
+    index, names = paired_scenes(root, scenes, on_error, "scene with two images for "
                                   "training pairs")
     rng = np.random.default_rng(seed)
     which = rng.integers(0, len(names), size=n_samples)
@@ -497,7 +307,7 @@ def make_test_composites(scenes_root, scenes, out_dir, *, n: int, seed: int,
     lo, hi = _check_test_options(coverage, max_size, masks_root)
     root = Path(scenes_root)
     out_dir = Path(out_dir)
-    index, names = _paired_scenes(root, scenes, on_error, "test scene with two images")
+    index, names = paired_scenes(root, scenes, on_error, "test scene with two images")
     if masks_root is not None:
         without = [s for s in names if not _object_masks(masks_root, s)]
         if len(without) == len(names):
@@ -620,7 +430,7 @@ def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
         ``{"splits", "train", "val", "test", "validation"}`` -> path, for the files
         written.
     """
-    fractions = _check_fractions(fractions)
+    fractions = check_fractions(fractions)
     counts = {"train": n_train, "val": n_val, "test": n_test}
     for name, count in {**counts, "val_blends": n_val_blends}.items():
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:

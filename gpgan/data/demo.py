@@ -330,7 +330,7 @@ def build_demo_dataset(out_dir, *, n_scenes: int | None = None, n_variants: int 
         digits, counted per photo); variant files ``00.png`` ... (two digits, so they
         sort). ``<out_dir>/variants.csv`` records each file's photo, its group, the
         crop box and the relighting parameters (its ``scene`` and ``group`` columns are
-        what :func:`gpgan.data.composites.read_groups` reads).
+        what :func:`gpgan.data.scenes.read_groups` reads).
     n_scenes : int, optional
         Number of scenes, dealt round-robin over the photos; default one per photo.
     n_variants : int
