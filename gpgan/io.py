@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,7 @@ __all__ = [
     "to_float_image",
     "to_mask",
     "write_image",
+    "png_bytes",
     "check_output_path",
     "atomic_path",
     "move_contents",
@@ -421,13 +423,7 @@ def write_image(path, img: np.ndarray, *, bits: int = 8) -> Path:
     """
     path = _check_name(path)
     ext = path.suffix.lower()
-    a = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if bits == 16 and a.ndim == 2 and ext in (".png", ".tif", ".tiff"):
-        im = Image.fromarray((a * 65535.0 + 0.5).astype(np.uint16))
-    else:
-        im = Image.fromarray((a * 255.0 + 0.5).astype(np.uint8))
+    im = _pil_image(img, bits=bits if ext in (".png", ".tif", ".tiff") else 8)
     if ext in (".jpg", ".jpeg"):
         params = {"quality": 95}
     else:
@@ -435,3 +431,22 @@ def write_image(path, img: np.ndarray, *, bits: int = 8) -> Path:
     with atomic_path(path) as tmp:
         im.save(tmp, format=Image.registered_extensions()[ext], **params)
     return path
+
+
+def _pil_image(img: np.ndarray, bits: int = 8) -> Image.Image:
+    """A float image in [0, 1] (clipped) as the PIL image :func:`write_image` saves:
+    rounded to 8 bits, or 16 for a single-channel image with ``bits=16``."""
+    a = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if bits == 16 and a.ndim == 2:
+        return Image.fromarray((a * 65535.0 + 0.5).astype(np.uint16))
+    return Image.fromarray((a * 255.0 + 0.5).astype(np.uint8))
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    """A float image (or mask) in [0, 1] as the bytes of the 8-bit PNG file
+    :func:`write_image` would write (same rounding)."""
+    buf = BytesIO()
+    _pil_image(img).save(buf, format="PNG")
+    return buf.getvalue()
