@@ -32,3 +32,7 @@ class TrainingError(GPGANError):
 
 class OutputError(GPGANError):
     """An output cannot be written (folder not writable, read-only or full disk)."""
+
+
+class DependencyError(GPGANError):
+    """An optional dependency (an extra such as ``serve``) is not installed."""
