@@ -65,6 +65,7 @@ from .io import atomic_path
 __all__ = [
     "Generator",
     "Critic",
+    "LatentGenerator",
     "resolve_device",
     "load_generator",
     "load_checkpoint",
@@ -83,7 +84,7 @@ _BN_EPS = 2e-5  # Chainer's BatchNormalization default (the reference implementa
 _SLOPE = 0.2  # LeakyReLU negative slope
 
 
-def _check_arch(image_size: int, n_bottleneck: int, base_width: int) -> None:
+def check_arch(image_size: int, n_bottleneck: int, base_width: int) -> None:
     for name, value in (("image_size", image_size), ("n_bottleneck", n_bottleneck),
                         ("base_width", base_width)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
@@ -135,7 +136,7 @@ def _encoder(image_size: int, base_width: int, n_out: int, n_in: int = 3) -> nn.
     return nn.Sequential(*layers)
 
 
-def _decoder(image_size: int, base_width: int, n_in: int, *, skip: bool = False,
+def dcgan_decoder(image_size: int, base_width: int, n_in: int, *, skip: bool = False,
              stop_at: int | None = None) -> nn.Sequential:
     """DCGAN decoder: ``(N, n_in, 1, 1) -> (N, 3, S, S)`` in [-1, 1] (Chainer ``DCGAN_G``).
 
@@ -217,7 +218,7 @@ class Generator(nn.Module):
                  *, mask_input: bool = False, skip: bool = False, output: str = "image",
                  affine_grid: int = 16):
         super().__init__()
-        _check_arch(image_size, n_bottleneck, base_width)
+        check_arch(image_size, n_bottleneck, base_width)
         _check_options(image_size, mask_input, skip, output, affine_grid)
         self.arch = {"image_size": int(image_size), "n_bottleneck": int(n_bottleneck),
                      "base_width": int(base_width), "mask_input": mask_input, "skip": skip,
@@ -225,7 +226,7 @@ class Generator(nn.Module):
         self.encoder = _encoder(image_size, base_width, n_bottleneck, 4 if mask_input else 3)
         self.bn = nn.BatchNorm2d(n_bottleneck, eps=_BN_EPS)  # bottleneck BN (Chainer name)
         affine = output == "affine"
-        self.decoder = _decoder(image_size, base_width, n_bottleneck, skip=skip,
+        self.decoder = dcgan_decoder(image_size, base_width, n_bottleneck, skip=skip,
                                 stop_at=affine_grid if affine else None)
         init_weights(self)
         if affine:  # zero-initialised: G starts as the identity (copy-paste)
@@ -298,7 +299,7 @@ class Critic(nn.Module):
 
     def __init__(self, image_size: int = 64, base_width: int = 64):
         super().__init__()
-        _check_arch(image_size, 1, base_width)
+        check_arch(image_size, 1, base_width)
         self.arch = {"image_size": int(image_size), "base_width": int(base_width)}
         self.encoder = _encoder(image_size, base_width, 1)
         init_weights(self)
@@ -308,6 +309,44 @@ class Critic(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.arch.items())
+
+
+class LatentGenerator(nn.Module):
+    """DCGAN generator ``G(z)``: a latent vector to a ``S x S`` image in [-1, 1].
+
+    Parameters
+    ----------
+    image_size : int
+        Side ``S`` of the output (power of two, >= 8). Paper: 64.
+    nz : int
+        Length of ``z``. Paper: 100.
+    base_width : int
+        Width of the last deconvolution's input; the earlier ones double per layer
+        (paper: 512-256-128-64).
+
+    Notes
+    -----
+    ``forward(z)`` maps ``(N, nz)`` or ``(N, nz, 1, 1)`` float tensors to
+    ``(N, 3, S, S)``. ``arch`` holds the constructor arguments plus
+    ``"kind": "latent"`` (stored in checkpoints; it tells this model from a
+    Blending GAN generator).
+    """
+
+    def __init__(self, image_size: int = 64, nz: int = 100, base_width: int = 64):
+        super().__init__()
+        if not isinstance(nz, (int, np.integer)) or isinstance(nz, bool) or nz < 1:
+            raise ConfigError(f"nz must be a positive integer, got {nz!r}")
+        check_arch(image_size, 1, base_width)
+        self.arch = {"kind": "latent", "image_size": int(image_size), "nz": int(nz),
+                     "base_width": int(base_width)}
+        self.decoder = dcgan_decoder(image_size, base_width, nz)
+        init_weights(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z.reshape(z.shape[0], self.arch["nz"], 1, 1))
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.arch.items() if k != "kind")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -385,11 +424,23 @@ def list_checkpoints(entries) -> list[Path]:
     return files
 
 
+def _deconvs(state_dict: dict) -> list[int]:
+    return sorted(int(k.split(".")[1]) for k in state_dict
+                  if k.startswith("decoder.") and k.endswith(".weight")
+                  and getattr(state_dict[k], "ndim", 0) == 4)
+
+
 def infer_generator_arch(state_dict: dict) -> dict:
-    """Recover ``Generator`` arguments from a bare generator ``state_dict``.
+    """Recover ``Generator`` (or ``LatentGenerator``: a decoder alone) arguments from a
+    bare generator ``state_dict``.
 
     Raises :class:`ModelError` when the keys do not look like a generator.
     """
+    if "encoder.0.weight" not in state_dict and "decoder.0.weight" in state_dict:
+        deconvs = _deconvs(state_dict)  # the unsupervised G(z): DCGAN_G alone
+        return {"kind": "latent", "image_size": 2 ** (len(deconvs) + 1),
+                "nz": int(state_dict["decoder.0.weight"].shape[0]),
+                "base_width": int(state_dict[f"decoder.{deconvs[-1]}.weight"].shape[0])}
     try:
         first = state_dict["encoder.0.weight"]
         convs = sorted(int(k.split(".")[1]) for k in state_dict
@@ -398,9 +449,7 @@ def infer_generator_arch(state_dict: dict) -> dict:
         last = state_dict[f"encoder.{convs[-1]}.weight"]
         base_width, n_bottleneck = int(first.shape[0]), int(last.shape[0])
         image_size = 2 ** (len(convs) + 1)  # (halvings + final conv) + 2 - 1
-        deconvs = sorted(int(k.split(".")[1]) for k in state_dict
-                         if k.startswith("decoder.") and k.endswith(".weight")
-                         and state_dict[k].ndim == 4)
+        deconvs = _deconvs(state_dict)
         # a skip decoder's second deconvolution takes twice the first one's output
         skip = len(deconvs) > 1 and int(state_dict[f"decoder.{deconvs[1]}.weight"].shape[0]) \
             == 2 * int(state_dict[f"decoder.{deconvs[0]}.weight"].shape[1])
@@ -413,18 +462,21 @@ def infer_generator_arch(state_dict: dict) -> dict:
             "output": "affine" if affine else "image", "affine_grid": grid}
 
 
-def generator_from_state(state: dict, arch: dict, origin: str) -> Generator:
-    """A :class:`Generator` of ``arch`` holding ``state``; :class:`ModelError` (naming
-    ``origin``) when the weights do not fit."""
+def generator_from_state(state: dict, arch: dict, origin: str):
+    """A :class:`Generator` (or, for ``arch["kind"] == "latent"``, a
+    :class:`LatentGenerator`) of ``arch`` holding ``state``; :class:`ModelError`
+    (naming ``origin``) when the weights do not fit."""
+    arch = dict(arch)
+    cls = LatentGenerator if arch.pop("kind", None) == "latent" else Generator
     try:
-        gen = Generator(**arch)
+        gen = cls(**arch)
     except (TypeError, ConfigError) as exc:
         raise ModelError(f"{origin}: bad architecture {arch!r} ({exc})") from None
     try:
         gen.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())
-        raise ModelError(f"{origin}: weights do not fit Generator({_fmt(arch)}): "
+        raise ModelError(f"{origin}: weights do not fit {cls.__name__}({_fmt(arch)}): "
                          f"{detail[:300]}") from None
     return gen
 
@@ -433,8 +485,9 @@ def _fmt(arch: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in arch.items())
 
 
-def generator_from_checkpoint(obj: dict, origin: str = "checkpoint") -> Generator:
-    """Build a :class:`Generator` from an already loaded checkpoint dict.
+def generator_from_checkpoint(obj: dict, origin: str = "checkpoint"):
+    """Build a :class:`Generator` or :class:`LatentGenerator` (``arch["kind"] ==
+    "latent"``) from an already loaded checkpoint dict.
 
     ``obj`` is a dict with a ``"generator"`` state dict (and ideally ``"arch"``), or a
     bare generator state dict. Raises :class:`ModelError` (naming ``origin``) when the
@@ -447,7 +500,7 @@ def generator_from_checkpoint(obj: dict, origin: str = "checkpoint") -> Generato
             raise ModelError(f"{origin}: 'generator' entry is not a state dict")
         if arch is None:
             arch = infer_generator_arch(state)
-    elif "encoder.0.weight" in obj:
+    elif "encoder.0.weight" in obj or "decoder.0.weight" in obj:
         state, arch = obj, infer_generator_arch(obj)
     else:
         keys = ", ".join(sorted(map(str, obj))[:6])
@@ -474,8 +527,10 @@ def load_generator(path, device: str | torch.device = "auto") -> Generator:
 
     Returns
     -------
-    Generator
-        In eval mode (batch norm uses its running statistics), on ``device``.
+    Generator or LatentGenerator
+        In eval mode (batch norm uses its running statistics), on ``device``; a
+        :class:`LatentGenerator` (``arch["kind"] == "latent"``) for an unsupervised
+        GP-GAN checkpoint.
 
     Raises
     ------
