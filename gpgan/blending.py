@@ -18,6 +18,12 @@ Methods (``METHODS``):
                 ``gan_region``: ``"mask"`` (default) takes G's colour inside a dilated,
                 feathered mask and the scene's outside it at level 0; ``"image"`` takes
                 G's whole image, as the paper does.
+``gp-gan-unsupervised``  the paper's unsupervised GP-GAN: a DCGAN ``G(z)`` of natural
+                scenes fitted to the low-resolution copy-paste composite by L-BFGS-B
+                over ``z`` (:func:`gpgan.unsupervised.fit_latent`; options
+                ``latent_iters``, 1000, and ``latent_seed``, 0), ``G(z*)`` as colour,
+                then the GP pyramid (``model``: an unsupervised checkpoint;
+                ``gan_region`` as for ``gp-gan``).
 
 GP options: ``color_weight`` (beta, 1.0), ``solver`` ("cg" | "dct"; also taken by
 ``mpb``, the default "cg" for both), ``sigma`` (0.5),
@@ -49,15 +55,22 @@ from .io import to_float_image, to_mask
 from .operators import gaussian_taps
 from .poisson import (DEFAULT_MAXITER, DEFAULT_RTOL, DEFAULT_SOLVER, Level, check_beta,
                       check_solver, solve_levels)
+from .unsupervised import DEFAULT_LATENT_ITERS, fit_latent
 from .pyramid import (dilate, downsample2, gaussian_pyramid, level_sizes, resize,
                       resize_mask, upsample2)
 
 __all__ = ["blend", "METHODS", "MIN_COLOR_WEIGHT", "prepare_inputs", "gp_pyramid"]
 
-METHODS = ("copy-paste", "poisson", "mpb", "laplacian", "gp", "gp-gan")
+METHODS = ("copy-paste", "poisson", "mpb", "laplacian", "gp", "gp-gan", "gp-gan-unsupervised")
 
-_NO_MODEL = ("method 'gp-gan' needs a model: pass model=PATH (CLI --model), e.g. "
-             "results/demo/model/best.pt from the workflow")
+#: The methods that run a generator (need ``model``), and the checkpoint each takes.
+GAN_METHODS = {"gp-gan": "results/demo/model/best.pt",
+               "gp-gan-unsupervised": "results/demo/model/unsupervised/best.pt"}
+
+
+def _no_model(method: str) -> str:
+    return (f"method {method!r} needs a model: pass model=PATH (CLI --model), e.g. "
+            f"{GAN_METHODS[method]} from the workflow")
 #: Smallest colour weight (beta) accepted. Measured on real photos (gp, both solvers,
 #: 256x256 to 4096x4096): results are sound down to 1e-5 and barely change below
 #: 1e-3 (the limit is pure Poisson with a free mean), while float32 round-off takes
@@ -295,8 +308,26 @@ def _cached_generator(path: str, device: str):
 GAN_DILATE, GAN_FEATHER = 1, 1.0
 
 
-def gan_color(cp, m, cp0, m0, model, *, region="mask", device="auto"):
-    """The Blending GAN's colour image at level 0.
+def _generator(model, device: str, method: str):
+    """The loaded generator of ``model`` (a path, cached, or a module), checked to be
+    the kind ``method`` runs: a Blending GAN for ``gp-gan``, a ``G(z)`` for
+    ``gp-gan-unsupervised``."""
+    if model is None:
+        raise ModelError(_no_model(method))
+    generator = _cached_generator(str(model), device) if isinstance(model, (str, bytes)) or \
+        hasattr(model, "__fspath__") else model
+    latent = getattr(generator, "arch", {}).get("kind") == "latent"
+    if latent != (method == "gp-gan-unsupervised"):
+        what, use = ("an unsupervised GP-GAN generator G(z)", "gp-gan-unsupervised") if latent \
+            else ("a Blending GAN generator", "gp-gan")
+        raise ModelError(f"{model if isinstance(model, (str, bytes)) else 'model'} is {what}: "
+                         f"use method {use!r} with it (method {method!r} was asked for)")
+    return generator
+
+
+def gan_color(cp, m, cp0, m0, model, *, region="mask", device="auto", method="gp-gan",
+              latent_iters=DEFAULT_LATENT_ITERS, latent_seed=0, infos=None):
+    """The generator's colour image at level 0 (``gp-gan`` and ``gp-gan-unsupervised``).
 
     ``cp``/``m``: the copy-paste composite ``(h, w, 3)`` and mask ``(h, w)`` at a
     pyramid level at least the generator's input size ``S`` (64 for the paper's model);
@@ -306,17 +337,22 @@ def gan_color(cp, m, cp0, m0, model, *, region="mask", device="auto"):
     paper); ``region="mask"`` takes it inside the mask grown by :data:`GAN_DILATE`
     pixels and feathered with a Gaussian of sigma :data:`GAN_FEATHER` (never below
     ``m0``), and ``cp0`` (the scene) outside, so a weak ``G`` cannot repaint the scene.
+    For ``gp-gan-unsupervised`` ``G``'s image is ``G(z*)`` fitted to the composite
+    (:func:`gpgan.unsupervised.fit_latent`, ``latent_iters`` and ``latent_seed``); its
+    iterations and losses are appended to ``infos`` (a list) as one dict.
     Returns float32 ``(h0, w0, 3)`` in [0, 1].
     """
-    if model is None:
-        raise ModelError(_NO_MODEL)
     from .models import generate_color
 
-    generator = _cached_generator(str(model), device) if isinstance(model, (str, bytes)) or \
-        hasattr(model, "__fspath__") else model
+    generator = _generator(model, device, method)
     size = generator.arch["image_size"]
     small = hwc(resize(chw(cp), (size, size)), clip=True)
-    g = generate_color(generator, small, resize_mask(m, (size, size)))
+    if method == "gp-gan-unsupervised":
+        g, info = fit_latent(generator, small, seed=latent_seed, maxiter=latent_iters)
+        if infos is not None:
+            infos.append(info)
+    else:
+        g = generate_color(generator, small, resize_mask(m, (size, size)))
     g0 = hwc(resize(chw(g), m0.shape), clip=True)
     if region == "image":
         return g0
@@ -339,7 +375,8 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
           solver=DEFAULT_SOLVER, model=None, sigma=0.5, pyramid="aspect", image_size=64,
           preserve_background=False, band=5, rtol=DEFAULT_RTOL,
           maxiter=DEFAULT_MAXITER, epsilon=0.05, levels=None, device="auto",
-          poisson_boundary="mask", gan_region="mask", infos=None):
+          poisson_boundary="mask", gan_region="mask", latent_iters=DEFAULT_LATENT_ITERS,
+          latent_seed=0, infos=None):
     """Blend ``src`` into ``dst`` where ``mask`` is 1.
 
     Parameters
@@ -360,9 +397,15 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
         Solver of the Gaussian-Poisson equation (``gp``, ``gp-gan``) and of the
         screened Poisson equation (``mpb``); ``preserve_background`` needs "cg".
     model : path or torch.nn.Module
-        Blending GAN generator checkpoint (``gp-gan``).
+        Generator checkpoint: a Blending GAN (``gp-gan``) or an unsupervised ``G(z)``
+        (``gp-gan-unsupervised``).
     gan_region : {"mask", "image"}
         Where ``gp-gan`` takes G's colour at level 0 (:func:`gan_color`).
+    latent_iters, latent_seed : int
+        ``gp-gan-unsupervised``: L-BFGS-B iterations at most and the seed of ``z0``.
+    infos : list, optional
+        Filled with one dict per pyramid level (``gp``, ``gp-gan``; preceded by the
+        latent fit's dict for ``gp-gan-unsupervised``).
 
     Returns
     -------
@@ -377,7 +420,7 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
         raise InputError(f"unknown gan_region {gan_region!r} (use 'mask' or 'image')")
     if preserve_background and solver != "cg":
         raise InputError("preserve_background needs solver='cg'")
-    if method in ("gp", "gp-gan"):
+    if method in ("gp", *GAN_METHODS):
         check_color_weight(color_weight)
     src, dst, mask = prepare_inputs(src, dst, mask, offset)
     if method == "copy-paste":
@@ -396,7 +439,8 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
     if method == "gp":
         return gp_pyramid(src, dst, mask, **gp)
     if model is None:  # fail before any work
-        raise ModelError(_NO_MODEL)
+        raise ModelError(_no_model(method))
     return gp_pyramid(src, dst, mask, **gp,
-                      color_fn=lambda *levels: gan_color(*levels, model, region=gan_region,
-                                                         device=device))
+                      color_fn=lambda *levels: gan_color(
+                          *levels, model, region=gan_region, device=device, method=method,
+                          latent_iters=latent_iters, latent_seed=latent_seed, infos=infos))

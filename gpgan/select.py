@@ -1,7 +1,8 @@
 """Checkpoint selection by the final blend: the Blending GAN is judged where GP-GAN
 uses it.
 
-Every checkpoint blends the validation composites with ``gp-gan`` (the same GP options
+Every checkpoint blends the validation composites with ``gp-gan`` (with
+``gp-gan-unsupervised`` for an unsupervised ``G(z)`` checkpoint; the same GP options
 as the benchmark's blends) and is scored on the final images against their ground
 truth: fMSE inside the mask and, when the LPIPS weights are given, LPIPS over the whole
 image (:mod:`gpgan.metrics`). Two reference rows are scored the same way: ``copy-paste``
@@ -74,8 +75,8 @@ def _score(row: dict, ref: dict) -> float:
 def select_checkpoint(checkpoints, val_csv, out_dir, *, lpips_weights=None, device="auto",
                       threads: int | None = None, progress: bool = True,
                       **blend_options) -> Path:
-    """Pick the checkpoint whose ``gp-gan`` blends of the validation composites score
-    best (module docstring); write ``selection.csv`` and ``best.pt`` into ``out_dir``.
+    """Pick the checkpoint whose ``gp-gan`` (or, for ``G(z)`` checkpoints,
+    ``gp-gan-unsupervised``) blends of the validation composites score best (module docstring); write ``selection.csv`` and ``best.pt`` into ``out_dir``.
 
     Parameters
     ----------
@@ -95,7 +96,7 @@ def select_checkpoint(checkpoints, val_csv, out_dir, *, lpips_weights=None, devi
         ``torch.set_num_threads``.
     blend_options
         GP options for :func:`gpgan.blend` (``color_weight``, ``solver``, ``pyramid``,
-        ``gan_region``, ...), the same as the benchmark's.
+        ``gan_region``, ``latent_iters``, ...), the same as the benchmark's.
 
     Returns
     -------
@@ -119,8 +120,9 @@ def select_checkpoint(checkpoints, val_csv, out_dir, *, lpips_weights=None, devi
     for path in tqdm(files, desc="select", unit="ckpt", disable=not progress):
         meta = load_checkpoint(path)
         gen = generator_from_checkpoint(meta, str(path)).to(device).eval()
+        method = "gp-gan-unsupervised" if gen.arch.get("kind") == "latent" else "gp-gan"
         row = {"name": path.name, "kind": "checkpoint", "iteration": meta.get("iteration", ""),
-               **score_blends(comps, "gp-gan", model=gen, device=device, **score)}
+               **score_blends(comps, method, model=gen, device=device, **score)}
         row["score"] = _score(row, gp)
         table.append(row)
         log.info("%s: fmse %.5f lpips %.4f score %.4f", path.name, row["fmse"], row["lpips"],

@@ -89,15 +89,17 @@ def check_installed() -> None:
 # Models and options
 # --------------------------------------------------------------------------------------
 def find_models(model=None, root=".") -> dict[str, Path]:
-    """The Blending GAN checkpoints the page offers for ``gp-gan``: ``model`` alone
-    when given (it must exist), otherwise every ``results/*/model/best.pt`` under
-    ``root`` (sorted). Label (what the page shows and sends) -> absolute path."""
+    """The generators the page offers for ``gp-gan`` and ``gp-gan-unsupervised``:
+    ``model`` alone when given (it must exist), otherwise every
+    ``results/*/model/best.pt`` (Blending GAN) and
+    ``results/*/model/unsupervised/best.pt`` under ``root`` (sorted). Label (what the page shows and sends) -> absolute path."""
     if model is not None:
         path = Path(model)
         if not path.is_file():
             raise InputError(f"--model {model}: no such file")
         return {str(model): path.resolve()}
-    found = sorted(Path(root).glob("results/*/model/best.pt"))
+    found = sorted(p for name in ("best.pt", "unsupervised/best.pt")
+                   for p in Path(root).glob(f"results/*/model/{name}"))
     return {str(p.relative_to(root)): p.resolve() for p in found}
 
 
@@ -110,10 +112,11 @@ class _PageArgs(argparse.ArgumentParser):
 
 
 def page_methods(models=()) -> list[str]:
-    """:data:`gpgan.blending.METHODS`, less ``gp-gan`` when there is no model."""
-    from .blending import METHODS
+    """:data:`gpgan.blending.METHODS`, less the two GAN methods when there is no model
+    (a model of the other kind than the method's is refused by the blend, one line)."""
+    from .blending import GAN_METHODS, METHODS
 
-    return [m for m in METHODS if m != "gp-gan" or models]
+    return [m for m in METHODS if m not in GAN_METHODS or models]
 
 
 def option_parser(models=()) -> argparse.ArgumentParser:
@@ -124,12 +127,14 @@ def option_parser(models=()) -> argparse.ArgumentParser:
     from .blending import METHODS
     from .commands import pair
     from .commands.blend import add_gp_options
+    from .unsupervised import DEFAULT_LATENT_ITERS
 
     p = _PageArgs(prog="page", add_help=False, allow_abbrev=False)
     p.add_argument("--method", choices=METHODS, default="gp-gan" if models else "gp")
     p.add_argument("--offset", type=pair(int, "Y,X integers"), default=(0, 0))
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--model", choices=list(models), default=next(iter(models), None))
+    p.add_argument("--latent-iters", type=int, default=DEFAULT_LATENT_ITERS)
     add_gp_options(p)
     return p
 
@@ -141,17 +146,21 @@ def page_options(flags, models=()) -> tuple[str, dict]:
     Raises :class:`InputError` (one line) for an unknown flag or a bad value, and for
     ``gp-gan`` without a model.
     """
+    from .blending import GAN_METHODS
     from .commands.blend import gp_options
 
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise InputError("args must be a JSON list of strings (gpgan blend flags)")
     args = option_parser(models).parse_args(flags)
     if args.method not in page_methods(models):
-        raise InputError("gp-gan needs a Blending GAN: start gpgan serve --model PATH (or "
-                         "where results/*/model/best.pt exists)")
+        raise InputError(f"{args.method} needs a generator: start gpgan serve --model PATH "
+                         "(or where results/*/model/best.pt or unsupervised/best.pt "
+                         "exists)")
+    if args.latent_iters < 1:
+        raise InputError(f"--latent-iters must be >= 1, got {args.latent_iters}")
     kwargs = dict(gp_options(args), offset=args.offset, scale=args.scale)
-    if args.method == "gp-gan":
-        kwargs["model"] = models[args.model]
+    if args.method in GAN_METHODS:
+        kwargs.update(model=models[args.model], latent_iters=args.latent_iters)
     return args.method, kwargs
 
 
@@ -288,8 +297,9 @@ def create_app(models: dict[str, Path] | None = None, *,
                log=sys.stderr):
     """The ASGI app of ``gpgan serve`` (FastAPI inside :class:`_UploadLimit`).
 
-    ``models``: label -> checkpoint (:func:`find_models`); ``gp-gan`` is offered when
-    there is one. Blends run one at a time (each may use all cores and GBs).
+    ``models``: label -> checkpoint (:func:`find_models`); ``gp-gan`` and
+    ``gp-gan-unsupervised`` are offered when there is one. Blends run one at a time
+    (each may use all cores and GBs).
     """
     check_installed()
     from fastapi import FastAPI, File, Form, Request, UploadFile

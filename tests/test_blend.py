@@ -13,7 +13,7 @@ from gpgan.pyramid import dilate, downsample2, gaussian_pyramid, level_sizes, up
 
 from conftest import blob_mask
 
-NO_MODEL = [m for m in gpgan.METHODS if m != "gp-gan"]
+NO_MODEL = [m for m in gpgan.METHODS if m not in blending.GAN_METHODS]
 
 
 @pytest.mark.parametrize("method", NO_MODEL)

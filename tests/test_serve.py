@@ -65,7 +65,8 @@ def test_page_options_are_the_cli_options():
     (["--offset", "3"], "argument --offset: expected Y,X integers, got '3'"),
     (["--model", "/etc/passwd"], "argument --model: invalid choice"),
     (["--rm"], "unrecognized arguments: --rm"),
-    (["--method", "gp-gan"], "gp-gan needs a Blending GAN: start gpgan serve --model PATH"),
+    (["--method", "gp-gan"], "gp-gan needs a generator: start gpgan serve --model PATH"),
+    (["--method", "gp-gan-unsupervised"], "gp-gan-unsupervised needs a generator: start"),
     ("--method gp", "args must be a JSON list of strings"),
 ])
 def test_bad_flags_are_one_line(flags, message):
@@ -193,7 +194,7 @@ def _files(src, dst, mask):
 def test_http_blend_config_and_gp_gan(served, small):
     status, body = served.get("api/config")
     config = json.loads(body)
-    assert status == 200 and config["methods"][-1] == "gp-gan"
+    assert status == 200 and config["methods"][-2:] == ["gp-gan", "gp-gan-unsupervised"]
     assert config["models"] == ["results/demo/model/best.pt"]
     assert config["defaults"]["method"] == "gp-gan" and config["max_megapixels"] == 0.1
     status, page = served.get("")

@@ -20,6 +20,7 @@ PROGRESS_MEGAPIXELS = 4.0
 def register(sub) -> None:
     from ..blending import METHODS
     from ..io import MAX_MEGAPIXELS
+    from ..unsupervised import DEFAULT_LATENT_ITERS
 
     p = sub.add_parser("blend", help="blend a source object into a destination image",
                        description="Blend SRC into DST where MASK is non-zero; write OUT "
@@ -32,7 +33,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True,
                    help="output image (.png, .jpg, .tif, ...); never one of the inputs")
     p.add_argument("--method", default="gp-gan", choices=METHODS, help="default: gp-gan")
-    p.add_argument("--model", help="Blending GAN checkpoint (gp-gan)")
+    p.add_argument("--model", help="generator: a Blending GAN checkpoint (gp-gan) or an "
+                                   "unsupervised G(z) (gp-gan-unsupervised)")
     p.add_argument("--offset", type=_offset, metavar="Y,X",
                    help="top-left of src in dst, may be negative (--offset -10,-20); src "
                         "may be smaller; parts outside are clipped")
@@ -40,7 +42,13 @@ def register(sub) -> None:
     p.add_argument("--poisson-boundary", choices=("mask", "box"), default="mask",
                    help="poisson: Dirichlet on the mask's border (Perez, default) or on its "
                         "bounding box (OpenCV seamlessClone's variant, faster)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (gp-gan)")
+    p.add_argument("--latent-iters", type=int, default=DEFAULT_LATENT_ITERS,
+                   help=f"gp-gan-unsupervised: L-BFGS-B iterations over z (default "
+                        f"{DEFAULT_LATENT_ITERS})")
+    p.add_argument("--latent-seed", type=int, default=0,
+                   help="gp-gan-unsupervised: seed of the starting z (default 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (gp-gan, "
+                                                   "gp-gan-unsupervised)")
     p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS,
                    help=f"refuse larger images before reading them (default "
                         f"{MAX_MEGAPIXELS:g}; a GP blend needs ~100 bytes per pixel)")
@@ -101,21 +109,28 @@ class _LevelProgress(list):
 
     def append(self, info) -> None:
         super().append(info)
+        if "latent_loss" in info:  # gp-gan-unsupervised's fit of G(z), before level 1
+            print(f"  G(z) fitted: {info['latent_iterations']} L-BFGS-B iterations, MSE "
+                  f"{info['latent_loss0']:.4g} -> {info['latent_loss']:.4g}, at "
+                  f"{time.perf_counter() - self.t0:.1f} s", file=sys.stderr, flush=True)
+            return
         h, w = info["size"]
         print(f"  level {info['level'] + 1}/{self.levels} ({w}x{h}) done at "
               f"{time.perf_counter() - self.t0:.1f} s", file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
-    from ..blending import blend, check_color_weight
+    from ..blending import GAN_METHODS, blend, check_color_weight
     from ..io import check_output_path, read_image, read_mask, write_image
     from ..pyramid import level_sizes
 
     options = gp_options(args)
     if args.max_megapixels <= 0:
         raise InputError(f"--max-megapixels must be > 0, got {args.max_megapixels:g}")
-    if args.method in ("gp", "gp-gan"):
+    if args.method in ("gp", *GAN_METHODS):
         check_color_weight(args.color_weight)
+    if args.latent_iters < 1:
+        raise InputError(f"--latent-iters must be >= 1, got {args.latent_iters}")
     out = Path(args.out)
     for flag in ("src", "dst", "mask", "model"):
         given = getattr(args, flag)
@@ -129,15 +144,15 @@ def run(args) -> int:
     h, w = dst.shape[:2]
     infos = None
     if not args.quiet and h * w >= PROGRESS_MEGAPIXELS * 1e6:
-        levels = len(level_sizes(h, w, 64, args.pyramid)) if args.method in ("gp", "gp-gan") \
-            else 0
+        levels = len(level_sizes(h, w, 64, args.pyramid)) \
+            if args.method in ("gp", *GAN_METHODS) else 0
         print(f"{args.method}: blending {w}x{h} ({h * w / 1e6:.1f} MP)"
               + (f", {levels} pyramid levels" if levels else ""), file=sys.stderr, flush=True)
         infos = _LevelProgress(levels) if levels else None
     t0 = time.perf_counter()
     result = blend(src, dst, mask, method=args.method, offset=args.offset, model=args.model,
                    device=args.device, poisson_boundary=args.poisson_boundary, infos=infos,
-                   **options)
+                   latent_iters=args.latent_iters, latent_seed=args.latent_seed, **options)
     seconds = time.perf_counter() - t0
     write_image(out, result)
     if not args.quiet:
