@@ -14,7 +14,8 @@ Methods (``METHODS``):
                 composite as colour: GP-GAN without the GAN (the paper's ablation).
 ``gp-gan``      GP-GAN: the Blending GAN's image (64x64 for the paper's model; the
                 model's own input size) as colour, then the GP pyramid (needs
-                ``model``: a checkpoint path or a loaded generator). Option
+                ``model``: a checkpoint path, the authors' ``.npz`` or a loaded
+                generator; an unsupervised ``G(z)`` is fitted to the composite). Option
                 ``gan_region``: ``"mask"`` (default) takes G's colour inside a dilated,
                 feathered mask and the scene's outside it at level 0; ``"image"`` takes
                 G's whole image, as the paper does.
@@ -301,11 +302,14 @@ def gan_color(cp, m, cp0, m0, model, *, region="mask", device="auto"):
     ``cp``/``m``: the copy-paste composite ``(h, w, 3)`` and mask ``(h, w)`` at a
     pyramid level at least the generator's input size ``S`` (64 for the paper's model);
     both are resampled to ``S x S`` (squashing the aspect ratio, as the reference
-    does) and ``G`` runs on them (the mask only if the model takes it). ``G``'s image is
-    resized to level 0 (``cp0``, ``m0``). ``region="image"`` returns it as it is (the
-    paper); ``region="mask"`` takes it inside the mask grown by :data:`GAN_DILATE`
-    pixels and feathered with a Gaussian of sigma :data:`GAN_FEATHER` (never below
-    ``m0``), and ``cp0`` (the scene) outside, so a weak ``G`` cannot repaint the scene.
+    does) and ``G`` runs on them (the mask only if the model takes it); an unsupervised
+    ``G(z)`` (:class:`~gpgan.models.LatentGenerator`) is fitted to the composite instead
+    (:func:`gpgan.unsupervised.fit_latent`: seed 0, at most 1000 L-BFGS-B iterations).
+    ``G``'s image is resized to level 0 (``cp0``, ``m0``). ``region="image"`` returns
+    it as it is (the paper); ``region="mask"`` takes it inside the mask grown by
+    :data:`GAN_DILATE` pixels and feathered with a Gaussian of sigma
+    :data:`GAN_FEATHER` (never below ``m0``), and ``cp0`` (the scene) outside, so a
+    weak ``G`` cannot repaint the scene.
     Returns float32 ``(h0, w0, 3)`` in [0, 1].
     """
     if model is None:
@@ -316,7 +320,12 @@ def gan_color(cp, m, cp0, m0, model, *, region="mask", device="auto"):
         hasattr(model, "__fspath__") else model
     size = generator.arch["image_size"]
     small = hwc(resize(chw(cp), (size, size)), clip=True)
-    g = generate_color(generator, small, resize_mask(m, (size, size)))
+    if generator.arch.get("kind") == "latent":  # unsupervised GP-GAN: G(z*) fitted to it
+        from .unsupervised import fit_latent
+
+        g = fit_latent(generator, small)[0]
+    else:
+        g = generate_color(generator, small, resize_mask(m, (size, size)))
     g0 = hwc(resize(chw(g), m0.shape), clip=True)
     if region == "image":
         return g0
@@ -360,7 +369,9 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
         Solver of the Gaussian-Poisson equation (``gp``, ``gp-gan``) and of the
         screened Poisson equation (``mpb``); ``preserve_background`` needs "cg".
     model : path or torch.nn.Module
-        Blending GAN generator checkpoint (``gp-gan``).
+        Generator for ``gp-gan``: a checkpoint (``.pt``), the authors' released
+        ``blending_gan.npz`` or ``unsupervised_blending_gan.npz`` (converted once to a
+        cached ``.pt``, :mod:`gpgan.chainer`), or a loaded generator.
     gan_region : {"mask", "image"}
         Where ``gp-gan`` takes G's colour at level 0 (:func:`gan_color`).
 

@@ -90,13 +90,17 @@ def check_installed() -> None:
 # --------------------------------------------------------------------------------------
 def find_models(model=None, root=".") -> dict[str, Path]:
     """The Blending GAN checkpoints the page offers for ``gp-gan``: ``model`` alone
-    when given (it must exist), otherwise every ``results/*/model/best.pt`` under
-    ``root`` (sorted). Label (what the page shows and sends) -> absolute path."""
+    when given (it must exist; the authors' npz is converted now, once, and its cached
+    ``.pt`` served: :func:`gpgan.chainer.resolve_model_file`), otherwise every
+    ``results/*/model/best.pt`` under ``root`` (sorted). Label (what the page shows and
+    sends) -> absolute path."""
     if model is not None:
+        from .chainer import resolve_model_file
+
         path = Path(model)
         if not path.is_file():
             raise InputError(f"--model {model}: no such file")
-        return {str(model): path.resolve()}
+        return {str(model): resolve_model_file(path).resolve()}
     found = sorted(Path(root).glob("results/*/model/best.pt"))
     return {str(p.relative_to(root)): p.resolve() for p in found}
 
