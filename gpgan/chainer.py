@@ -44,7 +44,7 @@ from .models import (Generator, LatentGenerator, infer_generator_arch, load_chec
 
 __all__ = ["chainer_key_to_torch", "convert_chainer_npz", "generator_from_chainer_npz",
            "is_chainer_npz", "converted_checkpoint", "resolve_model_file", "cache_dir",
-           "cache_candidates", "EXPECTED_LAYOUT", "CACHE_SUFFIX"]
+           "cache_candidates", "file_sha256", "EXPECTED_LAYOUT", "CACHE_SUFFIX"]
 
 #: What a Chainer file must hold (the tail of every layout error).
 EXPECTED_LAYOUT = ("expected the authors' blending_gan.npz (keys encoder/0/W ... "
@@ -203,7 +203,8 @@ def generator_from_chainer_npz(npz_path) -> Generator | LatentGenerator:
     return model.eval()
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -214,7 +215,7 @@ def _sha256(path: Path) -> str:
 def _source_record(path: Path, sha256: str | None = None) -> dict:
     st = path.stat()
     return {"name": path.name, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns),
-            "sha256": sha256 or _sha256(path)}
+            "sha256": sha256 or file_sha256(path)}
 
 
 def convert_chainer_npz(npz_path, out_path) -> Path:
@@ -280,7 +281,7 @@ class _Source:
     @property
     def sha256(self) -> str:
         if self._sha is None:
-            self._sha = _sha256(self.path)
+            self._sha = file_sha256(self.path)
         return self._sha
 
 
