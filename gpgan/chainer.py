@@ -212,10 +212,10 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def _source_record(path: Path, sha256: str | None = None) -> dict:
-    st = path.stat()
+def _source_record(path: Path, st: os.stat_result, sha256: str) -> dict:
+    """What a conversion records of its source (``"chainer_source"``)."""
     return {"name": path.name, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns),
-            "sha256": sha256 or file_sha256(path)}
+            "sha256": sha256}
 
 
 def convert_chainer_npz(npz_path, out_path) -> Path:
@@ -247,8 +247,9 @@ def convert_chainer_npz(npz_path, out_path) -> Path:
     """
     npz_path = Path(npz_path)
     gen = generator_from_chainer_npz(npz_path)
+    record = _source_record(npz_path, npz_path.stat(), file_sha256(npz_path))
     return save_generator(gen, out_path, extra={"source": f"chainer:{npz_path.name}",
-                                                "chainer_source": _source_record(npz_path)})
+                                                "chainer_source": record})
 
 
 def cache_dir() -> Path:
@@ -301,7 +302,7 @@ def _cached(pt: Path, src: _Source) -> dict | None:
     if rec.get("sha256") != src.sha256:
         return None
     # same content, new time (copied, touched): record it, so the next load needs no hash
-    ckpt["chainer_source"] = _source_record(src.path, src.sha256)
+    ckpt["chainer_source"] = _source_record(src.path, src.stat, src.sha256)
     if os.access(pt.parent, os.W_OK):
         try:
             with atomic_path(pt) as tmp:
@@ -331,7 +332,7 @@ def converted_checkpoint(npz_path) -> tuple[Path, dict]:
     t0 = time.perf_counter()
     gen = generator_from_chainer_npz(npz_path)
     extra = {"source": f"chainer:{npz_path.name}",
-             "chainer_source": _source_record(npz_path, src.sha256)}
+             "chainer_source": _source_record(npz_path, src.stat, src.sha256)}
     if not os.access(npz_path.parent, os.W_OK):
         places = places[1:]
     for i, pt in enumerate(places):
