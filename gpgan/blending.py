@@ -14,7 +14,8 @@ Methods (``METHODS``):
                 composite as colour: GP-GAN without the GAN (the paper's ablation).
 ``gp-gan``      GP-GAN: the Blending GAN's image (64x64 for the paper's model; the
                 model's own input size) as colour, then the GP pyramid (needs
-                ``model``: a checkpoint path or a loaded generator). Option
+                ``model``: a checkpoint path, the authors' ``.npz`` or a loaded
+                generator; an unsupervised ``G(z)`` is fitted to the composite). Option
                 ``gan_region``: ``"mask"`` (default) takes G's colour inside a dilated,
                 feathered mask and the scene's outside it at level 0; ``"image"`` takes
                 G's whole image, as the paper does.
@@ -43,6 +44,7 @@ References
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -320,7 +322,8 @@ def _generator(model, device: str, method: str):
     if latent != (method == "gp-gan-unsupervised"):
         what, use = ("an unsupervised GP-GAN generator G(z)", "gp-gan-unsupervised") if latent \
             else ("a Blending GAN generator", "gp-gan")
-        raise ModelError(f"{model if isinstance(model, (str, bytes)) else 'model'} is {what}: "
+        name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "model"
+        raise ModelError(f"{name} is {what}: "
                          f"use method {use!r} with it (method {method!r} was asked for)")
     return generator
 
@@ -398,7 +401,9 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
         screened Poisson equation (``mpb``); ``preserve_background`` needs "cg".
     model : path or torch.nn.Module
         Generator checkpoint: a Blending GAN (``gp-gan``) or an unsupervised ``G(z)``
-        (``gp-gan-unsupervised``).
+        (``gp-gan-unsupervised``): a ``.pt``, the authors' released
+        ``blending_gan.npz`` / ``unsupervised_blending_gan.npz`` (converted once to a
+        cached ``.pt``, :mod:`gpgan.chainer`), or a loaded generator.
     gan_region : {"mask", "image"}
         Where ``gp-gan`` takes G's colour at level 0 (:func:`gan_color`).
     latent_iters, latent_seed : int

@@ -36,11 +36,11 @@ measured choice is on, ``docs/training.md``):
   mask (needs ``mask_input``): ``G(x) = x + m (y - x)``, clipped to [-1, 1]. ``G`` then
   only changes colours inside the object and starts as the identity (copy-paste).
 
-The module layout deliberately mirrors the authors' Chainer ``EncoderDecoder``
-(``encoder`` / ``bn`` / ``decoder`` lists whose indices count the activation layers
-too), so their released ``blending_gan.npz`` maps onto our ``state_dict`` key for key
-(:func:`gpgan.chainer.convert_chainer_npz`). Batch-norm uses Chainer's ``eps=2e-5`` for the same
-reason.
+The module layout mirrors the authors' Chainer ``EncoderDecoder`` (``encoder`` /
+``bn`` / ``decoder`` lists whose indices count the activation layers too), so their
+released ``blending_gan.npz`` and ``unsupervised_blending_gan.npz`` map onto our
+``state_dict`` key for key and load as they are (:mod:`gpgan.chainer`); batch norm
+uses Chainer's ``eps=2e-5`` for the same reason.
 
 Images cross this module's public boundary as ``float32 (H, W, 3)`` in ``[0, 1]``
 (:func:`generate_color`); the networks themselves work on ``(N, 3, S, S)`` tensors in
@@ -378,10 +378,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def load_checkpoint(path) -> dict:
     """``torch.load(weights_only=True)`` of a checkpoint dict, to the CPU, with one-line
-    :class:`ModelError`s for a missing, unreadable or non-dict file."""
+    :class:`ModelError`s for a missing, unreadable or non-dict file; the authors' npz
+    loads as its cached conversion (:func:`gpgan.chainer.converted_checkpoint`)."""
+    from . import chainer  # lazy: gpgan.chainer imports this module
+
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model checkpoint")
+    if chainer.is_chainer_npz(path):
+        return chainer.converted_checkpoint(path)[1]
     expected = ("expected a .pt checkpoint written by gpgan train or the workflow, e.g. "
                 "results/demo/model/best.pt")
     with open(path, "rb") as f:
@@ -513,15 +518,15 @@ def generator_from_checkpoint(obj: dict, origin: str = "checkpoint"):
 def load_generator(path, device: str | torch.device = "auto") -> Generator:
     """Load a generator from a checkpoint written by this package, ready for inference.
 
-    Accepts a training checkpoint (:mod:`gpgan.train`), a generator-only file
-    (:func:`save_generator`, ``best.pt``, ``final.pt``, :func:`gpgan.chainer.convert_chainer_npz`) or a
-    bare ``Generator.state_dict()`` (architecture inferred from the shapes).
-    Loading uses ``torch.load(..., weights_only=True)``: no code is unpickled.
+    Accepts a training checkpoint, a generator-only file (:func:`save_generator`), a
+    bare ``state_dict`` (architecture from the shapes) or the authors' released npz
+    (converted once to a cached ``.pt``, :mod:`gpgan.chainer`). Loading uses
+    ``torch.load(..., weights_only=True)``: no code is unpickled.
 
     Parameters
     ----------
     path : str or Path
-        Checkpoint file.
+        Checkpoint file (``.pt``) or one of the authors' ``.npz`` files.
     device : str or torch.device
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
 

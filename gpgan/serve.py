@@ -90,14 +90,18 @@ def check_installed() -> None:
 # --------------------------------------------------------------------------------------
 def find_models(model=None, root=".") -> dict[str, Path]:
     """The generators the page offers for ``gp-gan`` and ``gp-gan-unsupervised``:
-    ``model`` alone when given (it must exist), otherwise every
-    ``results/*/model/best.pt`` (Blending GAN) and
-    ``results/*/model/unsupervised/best.pt`` under ``root`` (sorted). Label (what the page shows and sends) -> absolute path."""
+    ``model`` alone when given (it must exist; the authors' npz is converted now, once,
+    and its cached ``.pt`` served: :func:`gpgan.chainer.resolve_model_file`), otherwise
+    every ``results/*/model/best.pt`` (Blending GAN) and
+    ``results/*/model/unsupervised/best.pt`` under ``root`` (sorted). Label (what the
+    page shows and sends) -> absolute path."""
     if model is not None:
+        from .chainer import resolve_model_file
+
         path = Path(model)
         if not path.is_file():
             raise InputError(f"--model {model}: no such file")
-        return {str(model): path.resolve()}
+        return {str(model): resolve_model_file(path).resolve()}
     found = sorted(p for name in ("best.pt", "unsupervised/best.pt")
                    for p in Path(root).glob(f"results/*/model/{name}"))
     return {str(p.relative_to(root)): p.resolve() for p in found}

@@ -1,4 +1,5 @@
-"""Blending GAN architecture, checkpoints, inference and the Chainer weight converter."""
+"""Blending GAN architecture, checkpoints and inference (the Chainer weights:
+test_chainer.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import torch
 from torch import nn
 
 from gpgan.errors import ConfigError, ModelError
-from gpgan.chainer import convert_chainer_npz
 from gpgan.models import (Critic, Generator, generate_color,
                           load_generator, resolve_device, save_generator)
 
@@ -167,73 +167,6 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda")
-
-
-# --- the authors' Chainer EncoderDecoder layout -----------------------------------------
-# DCGAN_D(isize=64, ndf=64, nz=nBottleneck) ChainList: 0 conv, 1 lrelu, then per stride-2
-# block (conv, BN, lrelu) at 2/3/4, 5/6/7, 8/9/10, final conv at 11. EncoderDecoder.bn.
-# DCGAN_G ChainList: 0 deconv, 1 BN, 2 relu, blocks (deconv, BN, relu) at 3.., last
-# deconv at 12, 13 tanh. save_npz writes "<child>/<index>/<param>" keys, BN as gamma,
-# beta, avg_mean, avg_var, N.
-
-def _chainer_npz_from(g: Generator, path):
-    conv_idx_enc = [0, 2, 5, 8, 11]
-    bn_idx_enc = [3, 6, 9]
-    conv_idx_dec = [0, 3, 6, 9, 12]
-    bn_idx_dec = [1, 4, 7, 10]
-    convs_enc = [m for m in g.encoder if isinstance(m, nn.Conv2d)]
-    bns_enc = [m for m in g.encoder if isinstance(m, nn.BatchNorm2d)]
-    convs_dec = [m for m in g.decoder if isinstance(m, nn.ConvTranspose2d)]
-    bns_dec = [m for m in g.decoder if isinstance(m, nn.BatchNorm2d)]
-    arrays = {}
-
-    def bn(prefix, m):
-        arrays[f"{prefix}/gamma"] = m.weight.detach().numpy()
-        arrays[f"{prefix}/beta"] = m.bias.detach().numpy()
-        arrays[f"{prefix}/avg_mean"] = m.running_mean.numpy()
-        arrays[f"{prefix}/avg_var"] = m.running_var.numpy()
-        arrays[f"{prefix}/N"] = np.array(17)
-
-    for i, m in zip(conv_idx_enc, convs_enc):
-        arrays[f"encoder/{i}/W"] = m.weight.detach().numpy()
-    for i, m in zip(bn_idx_enc, bns_enc):
-        bn(f"encoder/{i}", m)
-    bn("bn", g.bn)
-    for i, m in zip(conv_idx_dec, convs_dec):
-        arrays[f"decoder/{i}/W"] = m.weight.detach().numpy()  # Chainer: (in, out, kh, kw)
-    for i, m in zip(bn_idx_dec, bns_dec):
-        bn(f"decoder/{i}", m)
-    np.savez(path, **arrays)
-
-
-def test_convert_chainer_npz_synthetic(tmp_path):
-    torch.manual_seed(4)
-    g = Generator(64, 40, 8)
-    with torch.no_grad():
-        for m in g.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-                m.bias.uniform_(-0.1, 0.1)
-    _chainer_npz_from(g, tmp_path / "blending_gan.npz")
-    out = convert_chainer_npz(tmp_path / "blending_gan.npz", tmp_path / "converted.pt")
-    h = load_generator(out, device="cpu")
-    assert h.arch == {"image_size": 64, "n_bottleneck": 40, "base_width": 8,
-                      "mask_input": False, "skip": False, "output": "image",
-                      "affine_grid": 16}  # the paper's options
-    comp = _photo64()
-    np.testing.assert_array_equal(generate_color(h, comp), generate_color(g, comp))
-
-
-def test_convert_chainer_npz_rejects_wrong_layout(tmp_path):
-    np.savez(tmp_path / "odd.npz", **{"encoder/0/Q": np.zeros((4, 3, 4, 4), np.float32)})
-    with pytest.raises(ModelError, match="unexpected key"):
-        convert_chainer_npz(tmp_path / "odd.npz", tmp_path / "x.pt")
-    g = Generator(32, 8, 4)
-    _chainer_npz_from_partial = {"encoder/0/W": g.encoder[0].weight.detach().numpy()}
-    np.savez(tmp_path / "part.npz", **_chainer_npz_from_partial)
-    with pytest.raises(ModelError):
-        convert_chainer_npz(tmp_path / "part.npz", tmp_path / "y.pt")
 
 
 # ----------------------------------------------------------------- options beyond the paper

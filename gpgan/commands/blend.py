@@ -33,8 +33,11 @@ def register(sub) -> None:
     p.add_argument("--out", required=True,
                    help="output image (.png, .jpg, .tif, ...); never one of the inputs")
     p.add_argument("--method", default="gp-gan", choices=METHODS, help="default: gp-gan")
-    p.add_argument("--model", help="generator: a Blending GAN checkpoint (gp-gan) or an "
-                                   "unsupervised G(z) (gp-gan-unsupervised)")
+    p.add_argument("--model",
+                   help="generator: a Blending GAN (gp-gan) or an unsupervised G(z) "
+                        "(gp-gan-unsupervised); a checkpoint (.pt) or the authors' released "
+                        "blending_gan.npz / unsupervised_blending_gan.npz (converted once "
+                        "to a cached .pt)")
     p.add_argument("--offset", type=_offset, metavar="Y,X",
                    help="top-left of src in dst, may be negative (--offset -10,-20); src "
                         "may be smaller; parts outside are clipped")
@@ -137,6 +140,11 @@ def run(args) -> int:
         if given and _same_file(out, Path(given)):
             raise InputError(f"--out {out} is the --{flag} file; write the result elsewhere")
     check_output_path(out)
+    model = args.model
+    if args.method in GAN_METHODS and model:  # the authors' npz: convert (once) before any work
+        from ..chainer import resolve_model_file
+
+        model = resolve_model_file(model)
     limit = args.max_megapixels
     src, dst = read_image(args.src, max_megapixels=limit), read_image(args.dst,
                                                                          max_megapixels=limit)
@@ -150,7 +158,7 @@ def run(args) -> int:
               + (f", {levels} pyramid levels" if levels else ""), file=sys.stderr, flush=True)
         infos = _LevelProgress(levels) if levels else None
     t0 = time.perf_counter()
-    result = blend(src, dst, mask, method=args.method, offset=args.offset, model=args.model,
+    result = blend(src, dst, mask, method=args.method, offset=args.offset, model=model,
                    device=args.device, poisson_boundary=args.poisson_boundary, infos=infos,
                    latent_iters=args.latent_iters, latent_seed=args.latent_seed, **options)
     seconds = time.perf_counter() - t0

@@ -12,8 +12,10 @@ def register(sub) -> None:
                                    "paint the mask, place and scale the object, choose the "
                                    "method, download the PNG. Needs pip install -e .[serve].")
     p.add_argument("--model",
-                   help="Blending GAN checkpoint for gp-gan (default: every "
-                        "results/*/model/best.pt under the current folder; none: no gp-gan)")
+                   help="generator checkpoint for gp-gan, or the authors' released "
+                        "blending_gan.npz / unsupervised_blending_gan.npz (converted once) "
+                        "(default: every results/*/model/best.pt under the current folder; "
+                        "none: no gp-gan)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="default 7860; 0: a free port")
