@@ -426,8 +426,8 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
                          "seconds": f"{pos.seconds:.3f}",
                          "images_per_s": f"{imgs_row / max(now - t_row, 1e-9):.2f}"})
                 t_row, imgs_row = now, 0
-                bar.set_postfix({k: f"{last[k]:.3g}" for k in ("errD", "l2" if "l2" in last
-                                                                 else "errG")})
+                shown = ("errD", "l2") if "l2" in last else ("errD", "errG")
+                bar.set_postfix({k: f"{last[k]:.3g}" for k in shown})
             if pos.iteration % cfg["checkpoint_every"] == 0 or pos.iteration == total:
                 run.save(nets, pos, cfg, samples, device)
             bar.update(1)
