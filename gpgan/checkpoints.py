@@ -6,11 +6,12 @@ Layout of ``out_dir`` (``docs/training.md``)::
     state/                      working state, never a workflow output (kept on failure)
       checkpoints/iter_XXXXXXX.pt   every `checkpoint_every` iterations, atomic; the
                                     newest holds the full training state (G, D, both
-                                    Adam states, AMP scalers, RNG states, batch
+                                    optimiser states, AMP scalers, RNG states, batch
                                     position, config); older ones are slimmed to the
                                     generator (+ config) once a newer one exists
       train_log.csv             running log (truncated to the checkpoint on resume)
       samples/iter_XXXXXXX_{train,val}.png   rows: composite | G(composite) | truth
+      samples/iter_XXXXXXX_z.png    model unsupervised: G of a fixed seeded z, 8 a row
     checkpoints/iter_XXXXXXX.pt published at the end (hard links to state/, else copies)
     samples/*.png               published at the end
     train_log.csv               published at the end: iteration, errD, errG, l2,
@@ -38,13 +39,17 @@ import torch
 
 from .errors import ModelError, TrainingError
 from .io import atomic_path, write_image
-from .models import CHECKPOINT_FORMAT, Generator, list_checkpoints, load_checkpoint, save_generator
+from .models import CHECKPOINT_FORMAT, list_checkpoints, load_checkpoint, save_generator
 from .trainconfig import config_changes
 
-__all__ = ["LOG_FIELDS", "Nets", "Position", "RunFolder", "fixed_batch"]
+__all__ = ["LOG_FIELDS", "Nets", "Position", "RunFolder", "fixed_batch", "fixed_latents",
+           "sample_inputs"]
 
-#: Columns of ``train_log.csv``.
+#: Columns of ``train_log.csv`` (``l2`` is empty for ``model: unsupervised``).
 LOG_FIELDS = ["iteration", "errD", "errG", "l2", "seconds", "images_per_s"]
+
+#: Images per row of the ``G(z)`` sample grid.
+LATENT_GRID_COLUMNS = 8
 
 
 @dataclass
@@ -162,27 +167,56 @@ def fixed_batch(dataset, n: int) -> tuple[torch.Tensor, ...] | None:
     return tuple(torch.stack(parts) for parts in zip(*items))
 
 
+def fixed_latents(n: int, nz: int, seed: int) -> torch.Tensor | None:
+    """``n`` latent vectors ``(n, nz)`` from N(0, 1), seeded by ``seed`` (a generator of
+    their own: the global RNG, and so a resume, is untouched), or None for ``n == 0``."""
+    if n == 0:
+        return None
+    return torch.randn(n, nz, generator=torch.Generator().manual_seed(seed))
+
+
+def sample_inputs(cfg: dict, train_dataset, val_dataset) -> dict:
+    """What the sample grids show, split -> input: the first ``n_samples`` items of
+    both sets for the Blending GAN, a fixed seeded ``z`` for ``model: unsupervised``."""
+    n = cfg["n_samples"]
+    if cfg["model"] == "unsupervised":
+        return {"z": fixed_latents(n, cfg["nz"], cfg["seed"])}
+    return {"train": fixed_batch(train_dataset, n), "val": fixed_batch(val_dataset, n)}
+
+
 def _to_unit(t: torch.Tensor) -> np.ndarray:
     """``(N, 3, S, S)`` in [-1, 1] -> ``(N, S, S, 3)`` float32 in [0, 1]."""
     return ((t.detach().float().cpu().numpy().transpose(0, 2, 3, 1) + 1.0) / 2.0).clip(0, 1)
 
 
-def _sample_grid(G: Generator, batch, device: torch.device) -> np.ndarray:
-    """Rows ``composite | G(composite) | truth`` (G in eval mode), 2-pixel white gaps."""
-    x, y, m = batch
+def _tile(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
+    """Images ``(S, S, 3)`` laid out in rows on white, ``gap`` pixels apart."""
+    s = rows[0][0].shape[0]
+    n, m = len(rows), max(len(r) for r in rows)
+    grid = np.ones((n * s + (n - 1) * gap, m * s + (m - 1) * gap, 3), np.float32)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            grid[i * (s + gap):i * (s + gap) + s, j * (s + gap):j * (s + gap) + s] = img
+    return grid
+
+
+def _sample_grid(G: torch.nn.Module, batch, device: torch.device) -> np.ndarray:
+    """G in eval mode on a sample input: rows ``composite | G(composite) | truth`` for
+    a Blending GAN batch, rows of :data:`LATENT_GRID_COLUMNS` images ``G(z)`` for a
+    latent tensor ``z``."""
     was_training = G.training
     G.eval()
     with torch.no_grad():
-        fake = G(x.to(device), m.to(device)).float()
+        if isinstance(batch, torch.Tensor):
+            fake = _to_unit(G(batch.to(device)).float())
+        else:
+            x, y, m = batch
+            fake = G(x.to(device), m.to(device)).float()
     G.train(was_training)
-    cols = [_to_unit(x), _to_unit(fake), _to_unit(y)]
-    n, s = x.shape[0], x.shape[-1]
-    gap = 2
-    grid = np.ones((n * s + (n - 1) * gap, 3 * s + 2 * gap, 3), np.float32)
-    for i in range(n):
-        for j, col in enumerate(cols):
-            grid[i * (s + gap):i * (s + gap) + s, j * (s + gap):j * (s + gap) + s] = col[i]
-    return grid
+    if isinstance(batch, torch.Tensor):
+        k = LATENT_GRID_COLUMNS
+        return _tile([list(fake[i:i + k]) for i in range(0, len(fake), k)])
+    return _tile([list(r) for r in zip(_to_unit(x), _to_unit(fake), _to_unit(y))])
 
 
 # --------------------------------------------------------------------------------------
@@ -252,10 +286,13 @@ class RunFolder:
         return None
 
     def last_losses(self) -> dict:
-        """The last logged losses (NaN for a new run)."""
+        """The last logged losses (NaN for a new run; an empty column, such as ``l2``
+        of ``model: unsupervised``, is left out)."""
         rows = _read_log(self.log_path, 2 ** 62)
         keys = ("errD", "errG", "l2")
-        return {k: float(rows[-1][k]) if rows else float("nan") for k in keys}
+        if not rows:
+            return {k: float("nan") for k in keys}
+        return {k: float(rows[-1][k]) for k in keys if rows[-1][k] not in ("", None)}
 
     def log(self, row: dict) -> None:
         """Append one row (:data:`LOG_FIELDS`) to the running log."""
@@ -288,7 +325,7 @@ class RunFolder:
                             _sample_grid(nets.G, batch, device))
         return path
 
-    def publish(self, G: Generator, pos: Position, cfg: dict, result: dict) -> dict:
+    def publish(self, G: torch.nn.Module, pos: Position, cfg: dict, result: dict) -> dict:
         """Publish the checkpoints, samples and log, write ``final.pt`` and ``done``
         (last); returns ``result`` with ``final``, ``checkpoints`` and ``log``."""
         published = []

@@ -170,7 +170,8 @@ def training_curves(train_log_csv, out_png, *, smooth: int = 0) -> Path:
     Parameters
     ----------
     train_log_csv : str or Path
-        Columns ``iteration, errD, errG, l2`` (``seconds, images_per_s`` unused).
+        Columns ``iteration, errD, errG, l2`` (``seconds, images_per_s`` unused). An
+        empty ``l2`` column (the unsupervised GP-GAN's ``G(z)``) draws errD and errG only.
     out_png : str or Path
     smooth : int
         Width of a centred moving average drawn over the raw curve (0 = none).
@@ -178,9 +179,11 @@ def training_curves(train_log_csv, out_png, *, smooth: int = 0) -> Path:
     df = _read_csv(train_log_csv, ["iteration", "errD", "errG", "l2"])
     if df.empty:
         raise InputError(f"{train_log_csv}: no rows")
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
-    for ax, col, title in zip(axes, ("errD", "errG", "l2"),
-                              ("critic loss errD", "generator loss errG", "L2 (MSE)")):
+    panels = [("errD", "critic loss errD"), ("errG", "generator loss errG")]
+    if df["l2"].notna().any():
+        panels.append(("l2", "L2 (MSE)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(11 * len(panels) / 3, 3))
+    for ax, (col, title) in zip(axes, panels):
         ax.plot(df["iteration"], df[col], lw=0.8, alpha=0.5 if smooth > 1 else 1.0)
         if smooth > 1:
             ax.plot(df["iteration"], df[col].rolling(smooth, center=True, min_periods=1).mean(),
@@ -188,7 +191,8 @@ def training_curves(train_log_csv, out_png, *, smooth: int = 0) -> Path:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
-    axes[2].set_yscale("log" if (df["l2"] > 0).all() else "linear")
+    if len(panels) == 3:
+        axes[2].set_yscale("log" if (df["l2"] > 0).all() else "linear")
     fig.tight_layout()
     return _save(fig, out_png)
 

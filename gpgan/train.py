@@ -1,4 +1,5 @@
-"""Blending GAN training: the Wasserstein GAN + L2 loop (SPEC.md, "Blending GAN").
+"""GAN training: the Blending GAN's Wasserstein GAN + L2 loop (SPEC.md, "Blending
+GAN"), which also trains the unsupervised GP-GAN's ``G(z)`` (``model: unsupervised``).
 
 For every generator step ``it`` (0-based) the critic first takes ``n_critic`` steps,
 ``critic_iters_boost`` (100) while ``it < boost_first`` (25) or ``it % boost_every == 0``
@@ -10,6 +11,14 @@ For every generator step ``it`` (0-based) the critic first takes ``n_critic`` st
 Both use Adam with ``beta1=0.5`` (lr_G 2e-3, lr_D 2e-4). Batches come from an
 epoch-seeded shuffle, so a run is a pure function of the config and the data.
 
+``model: unsupervised`` (SPEC.md, "Unsupervised GP-GAN") runs the same loop with a
+:class:`gpgan.models.LatentGenerator`: the fakes are ``G(z)``, ``z ~ N(0, 1)`` of shape
+``(batch_size, nz)`` drawn from the global torch RNG on the device (saved in the
+checkpoints, so a resume stays bitwise), the generator minimises the adversarial term
+``-mean D(G(z))`` alone and draws no data batch (as the authors' updater); the paper
+uses RMSprop (``optimizer: rmsprop``, lr 5e-5 for both nets, batch 128). Only the two
+task classes below (:class:`BlendingTask`, :class:`LatentTask`) differ.
+
 The configuration is :mod:`gpgan.trainconfig`; the run folder (resumable checkpoints,
 log, samples, publishing) is :mod:`gpgan.checkpoints`; checkpoint selection by the
 final blend is :mod:`gpgan.select`. Re-running a finished run with the same config
@@ -19,14 +28,17 @@ resumes from its newest checkpoint, bitwise identical on the CPU.
 Log columns: ``errD`` is the critic loss of the iteration's last critic step
 (``mean D(fake) - mean D(real)``, minus the Wasserstein estimate), ``errG`` the
 adversarial term ``-mean D(G(x))``, ``l2`` the batch MSE between ``G(x)`` and the
-ground truth on [0, 1] images (the loss uses [-1, 1] images, i.e. 4x this),
+ground truth on [0, 1] images (the loss uses [-1, 1] images, i.e. 4x this; empty for
+``model: unsupervised``),
 ``seconds`` the cumulative training time, ``images_per_s`` the training images
 (critic and generator batches) drawn per second since the previous row.
 
 Datasets are any ``torch.utils.data.Dataset`` whose items are
 ``(composite, ground_truth, mask)`` float tensors ``(3, S, S)`` in [-1, 1] and
-``(1, S, S)`` in [0, 1] (:class:`gpgan.data.dataset.CompositeDataset`). Items should be
-a deterministic function of the index (per-item randomness in workers is seeded but
+``(1, S, S)`` in [0, 1] (:class:`gpgan.data.dataset.CompositeDataset`); for
+``model: unsupervised`` such triples (only the truth is used) or single ``(3, S, S)``
+images in [-1, 1] (:class:`gpgan.data.dataset.H5ImageDataset`). Items should be a
+deterministic function of the index (per-item randomness in workers is seeded but
 not resumable).
 """
 
@@ -42,19 +54,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import Nets, Position, RunFolder, fixed_batch
+from .checkpoints import Nets, Position, RunFolder, sample_inputs
 from .errors import ConfigError, InputError, TrainingError
-from .models import Critic, Generator, resolve_device
-from .trainconfig import (DEFAULT_CONFIG, DEMO_CONFIG, PAPER_CONFIG, critic_steps,
+from .models import Critic, Generator, LatentGenerator, resolve_device
+from .trainconfig import (DEFAULT_CONFIG, DEMO_CONFIG, PAPER_CONFIG,
+                          PAPER_UNSUPERVISED_CONFIG, batches_per_iteration, critic_steps,
                           iterations_for_epochs, resolve_config)
 
 __all__ = [
     "DEFAULT_CONFIG",
     "PAPER_CONFIG",
+    "PAPER_UNSUPERVISED_CONFIG",
     "DEMO_CONFIG",
     "resolve_config",
     "critic_steps",
     "iterations_for_epochs",
+    "BlendingTask",
+    "LatentTask",
+    "critic_step",
+    "generator_step",
     "train",
     "train_from_manifests",
 ]
@@ -102,17 +120,42 @@ def _loader(dataset, cfg: dict, start_batch: int, device: torch.device):
         worker_init_fn=_seed_worker, generator=gen, pin_memory=device.type == "cuda")
 
 
-def _check_item(item, size: int, name: str) -> None:
-    shapes = ((3, size, size), (3, size, size), (1, size, size))
-    ok = (isinstance(item, (tuple, list)) and len(item) == 3
-          and all(isinstance(t, torch.Tensor) and tuple(t.shape) == s
-                  for t, s in zip(item, shapes)))
-    if not ok:
-        got = [tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-               for t in (item if isinstance(item, (tuple, list)) else [item])]
-        raise InputError(f"{name} items must be (composite, truth, mask) tensors of shape "
-                         f"(3, {size}, {size}), (3, {size}, {size}), (1, {size}, {size}); "
-                         f"got {got}")
+def _shape(t) -> tuple | None:
+    return tuple(t.shape) if isinstance(t, torch.Tensor) else None
+
+
+def _check_item(item, size: int, model: str, name: str) -> None:
+    image = (3, size, size)
+    triple = isinstance(item, (tuple, list)) and len(item) == 3
+    if model == "unsupervised":
+        if _shape(item) == image or (triple and _shape(item[1]) == image):
+            return
+        need = (f"(3, {size}, {size}) image tensors or (composite, truth, mask) triples "
+                f"with a (3, {size}, {size}) truth for model: unsupervised")
+    else:
+        shapes = (image, image, (1, size, size))
+        if triple and all(_shape(t) == s for t, s in zip(item, shapes)):
+            return
+        need = (f"(composite, truth, mask) tensors of shape (3, {size}, {size}), "
+                f"(3, {size}, {size}), (1, {size}, {size})")
+    got = [_shape(t) or type(t).__name__
+           for t in (item if isinstance(item, (tuple, list)) else [item])]
+    raise InputError(f"{name} items must be {need}; got {got}")
+
+
+class _Truths(torch.utils.data.Dataset):
+    """A dataset's images for ``G(z)``: the truth of ``(composite, truth, mask)`` items,
+    single-image items as they are."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        item = self.base[i]
+        return item if isinstance(item, torch.Tensor) else item[1]
 
 
 
@@ -131,9 +174,9 @@ def _length(cfg: dict, train_dataset, val_dataset) -> int:
     if len(train_dataset) < bs:
         raise ConfigError(f"training set has {len(train_dataset)} items, fewer than "
                           f"batch_size={bs}")
-    _check_item(train_dataset[0], size, "training set")
+    _check_item(train_dataset[0], size, cfg["model"], "training set")
     if val_dataset is not None and len(val_dataset):
-        _check_item(val_dataset[0], size, "validation set")
+        _check_item(val_dataset[0], size, cfg["model"], "validation set")
     total = cfg["iterations"] if cfg["iterations"] is not None else \
         iterations_for_epochs(cfg["epochs"], len(train_dataset) // bs, cfg)
     if total < 1:
@@ -142,20 +185,30 @@ def _length(cfg: dict, train_dataset, val_dataset) -> int:
 
 
 def _networks(cfg: dict, device: torch.device) -> Nets:
-    """G, D (seeded initialisation), their Adam optimisers and AMP gradient scalers."""
+    """G, D (seeded initialisation), their optimisers and AMP gradient scalers."""
     torch.manual_seed(cfg["seed"])
     np.random.seed(cfg["seed"] % 2 ** 32)
     random.seed(cfg["seed"])
-    G = Generator(cfg["image_size"], cfg["n_bottleneck"], cfg["base_width"],
-                  mask_input=cfg["mask_input"], skip=cfg["skip"], output=cfg["output"],
-                  affine_grid=cfg["affine_grid"]).to(device, memory_format=_FORMAT)
+    if cfg["model"] == "unsupervised":
+        G = LatentGenerator(cfg["image_size"], cfg["nz"], cfg["base_width"])
+    else:
+        G = Generator(cfg["image_size"], cfg["n_bottleneck"], cfg["base_width"],
+                      mask_input=cfg["mask_input"], skip=cfg["skip"], output=cfg["output"],
+                      affine_grid=cfg["affine_grid"])
+    G = G.to(device, memory_format=_FORMAT)
     D = Critic(cfg["image_size"], cfg["critic_width"]).to(device, memory_format=_FORMAT)
-    betas = (cfg["beta1"], cfg["beta2"])
     fp16 = _fp16(cfg)
-    return Nets(G, D, torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas),
-                torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas),
+    return Nets(G, D, _optimizer(G, cfg["lr_g"], cfg), _optimizer(D, cfg["lr_d"], cfg),
                 torch.amp.GradScaler("cuda", enabled=fp16),
                 torch.amp.GradScaler("cuda", enabled=fp16))
+
+
+def _optimizer(net: nn.Module, lr: float, cfg: dict) -> torch.optim.Optimizer:
+    """Adam (``beta1``, ``beta2``) or RMSprop (torch's alpha 0.99, eps 1e-8: Chainer's
+    defaults, which the authors' unsupervised training used)."""
+    if cfg["optimizer"] == "rmsprop":
+        return torch.optim.RMSprop(net.parameters(), lr=lr)
+    return torch.optim.Adam(net.parameters(), lr=lr, betas=(cfg["beta1"], cfg["beta2"]))
 
 
 def _fp16(cfg: dict) -> bool:
@@ -172,16 +225,65 @@ def _autocast(cfg: dict, device: torch.device):
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
-def critic_step(nets: Nets, batch, clamp: float, autocast) -> torch.Tensor:
-    """One WGAN critic step: clip D's weights, minimise ``mean D(G(x)) - mean D(y)``."""
+class BlendingTask:
+    """What the Blending GAN's steps do: fakes ``G(x, m)`` of a batch's composites;
+    the generator loss ``l2_weight MSE(G(x), y) + (1 - l2_weight) adv``."""
+
+    #: The generator step draws a data batch (it needs the truth for the L2 term).
+    needs_data = True
+
+    def __init__(self, cfg: dict):
+        self.l2_weight = cfg["l2_weight"]
+
+    def data(self, dataset):
+        return dataset
+
+    def real(self, batch) -> torch.Tensor:
+        return batch[1]
+
+    def fake(self, nets: Nets, batch) -> torch.Tensor:
+        x, _, m = batch
+        return nets.G(x, m)
+
+    def g_loss(self, adv: torch.Tensor, fake: torch.Tensor, batch):
+        """The loss to minimise and the MSE (on [-1, 1] images) to log."""
+        l2 = nn.functional.mse_loss(fake.float(), batch[1].float())
+        return self.l2_weight * l2 + (1.0 - self.l2_weight) * adv, l2
+
+
+class LatentTask:
+    """What the unsupervised GP-GAN's steps do: fakes ``G(z)``, ``z ~ N(0, 1)`` of
+    shape ``(batch_size, nz)`` from the global torch RNG on ``device``; the generator
+    loss is the adversarial term alone; the data are images (:class:`_Truths`)."""
+
+    needs_data = False
+
+    def __init__(self, cfg: dict, device: torch.device):
+        self.shape, self.device = (cfg["batch_size"], cfg["nz"]), device
+
+    def data(self, dataset):
+        return _Truths(dataset)
+
+    def real(self, batch) -> torch.Tensor:
+        return batch
+
+    def fake(self, nets: Nets, batch) -> torch.Tensor:
+        return nets.G(torch.randn(self.shape, device=self.device))
+
+    def g_loss(self, adv: torch.Tensor, fake: torch.Tensor, batch):
+        return adv, None
+
+
+def critic_step(nets: Nets, task, batch, clamp: float, autocast) -> torch.Tensor:
+    """One WGAN critic step: clip D's weights, minimise ``mean D(fake) - mean D(real)``
+    (``task``: :class:`BlendingTask` or :class:`LatentTask`)."""
     with torch.no_grad():
         for p in nets.D.parameters():
             p.clamp_(-clamp, clamp)
-    x, y, m = batch
     with torch.no_grad(), autocast():
-        fake = nets.G(x, m)
+        fake = task.fake(nets, batch)
     with autocast():
-        err_d = nets.D(fake).float().mean() - nets.D(y).float().mean()
+        err_d = nets.D(fake).float().mean() - nets.D(task.real(batch)).float().mean()
     nets.opt_d.zero_grad(set_to_none=True)
     nets.scaler_d.scale(err_d).backward()
     nets.scaler_d.step(nets.opt_d)
@@ -189,15 +291,13 @@ def critic_step(nets: Nets, batch, clamp: float, autocast) -> torch.Tensor:
     return err_d
 
 
-def generator_step(nets: Nets, batch, l2_weight: float, autocast):
-    """One generator step: minimise ``l2_weight MSE(G(x), y) + (1 - l2_weight) (-mean
-    D(G(x)))``; returns the adversarial term and the MSE."""
-    x, y, m = batch
+def generator_step(nets: Nets, task, batch, autocast):
+    """One generator step: minimise ``task.g_loss`` of the adversarial term ``-mean
+    D(fake)``; returns that term and the MSE (None for :class:`LatentTask`)."""
     with autocast():
-        fake = nets.G(x, m)
+        fake = task.fake(nets, batch)
         adv = -nets.D(fake).float().mean()
-    l2 = nn.functional.mse_loss(fake.float(), y.float())
-    loss = l2_weight * l2 + (1.0 - l2_weight) * adv
+    loss, l2 = task.g_loss(adv, fake, batch)
     nets.opt_g.zero_grad(set_to_none=True)
     nets.scaler_g.scale(loss).backward()
     nets.scaler_g.step(nets.opt_g)
@@ -216,8 +316,21 @@ class _Batches:
     def next(self):
         batch = next(self.stream)
         self.pos.batches += 1
-        return tuple(t.to(self.device, non_blocking=True).contiguous(memory_format=_FORMAT)
-                     for t in batch)
+        if isinstance(batch, torch.Tensor):  # single images (model unsupervised)
+            return self._move(batch)
+        return tuple(self._move(t) for t in batch)
+
+    def _move(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.device, non_blocking=True).contiguous(memory_format=_FORMAT)
+
+
+def _check_finite(last: dict, iteration: int, run: RunFolder) -> None:
+    """A :class:`TrainingError` naming the iteration when a logged loss is not finite."""
+    if not all(math.isfinite(v) for v in last.values()):
+        raise TrainingError(
+            f"non-finite loss at iteration {iteration} ("
+            + ", ".join(f"{k}={v:.4g}" for k, v in last.items()) + "); "
+            f"last good checkpoint in {run.ckpts}")
 
 
 def _progress_bar(total: int, start: int, progress: bool):
@@ -230,7 +343,8 @@ def _progress_bar(total: int, start: int, progress: bool):
 
 def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None = None,
           progress: bool = True) -> dict:
-    """Train the Blending GAN (WGAN + L2); resumes from ``out_dir/state`` if present.
+    """Train the Blending GAN (WGAN + L2) or, with ``model: unsupervised``, the
+    unsupervised GP-GAN's ``G(z)`` (WGAN); resumes from ``out_dir/state`` if present.
 
     Parameters
     ----------
@@ -239,8 +353,10 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
         workflow config); missing keys take :data:`DEFAULT_CONFIG` (paper) values.
     train_dataset, val_dataset : torch.utils.data.Dataset
         Items ``(composite, truth, mask)``: float tensors ``(3, S, S)`` in [-1, 1]
-        and ``(1, S, S)`` in [0, 1], ``S = cfg["image_size"]``. ``val_dataset`` (may
-        be ``None``) only feeds the sample grids.
+        and ``(1, S, S)`` in [0, 1], ``S = cfg["image_size"]``; for ``model:
+        unsupervised`` also single ``(3, S, S)`` images (of a triple only the truth is
+        used). ``val_dataset`` (may be ``None``) only feeds the Blending GAN's sample
+        grids (``G(z)``'s show a fixed seeded ``z``).
     out_dir : str or Path
         Run folder (layout in :mod:`gpgan.checkpoints`).
     threads : int, optional
@@ -252,7 +368,8 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
     -------
     dict
         ``iterations``, ``seconds``, ``final`` (Path of ``final.pt``), ``checkpoints``
-        (published Paths), ``log`` (Path), ``device``, last ``errD``/``errG``/``l2``.
+        (published Paths), ``log`` (Path), ``device``, last ``errD``/``errG`` (and
+        ``l2`` for the Blending GAN).
 
     Raises
     ------
@@ -269,6 +386,7 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
     total = _length(cfg, train_dataset, val_dataset)
     autocast = _autocast(cfg, device)
     nets = _networks(cfg, device)
+    task = LatentTask(cfg, device) if cfg["model"] == "unsupervised" else BlendingTask(cfg)
     run = RunFolder(out_dir)
     pos = run.resume(nets, cfg, total, _fp16(cfg))
     if pos.iteration:
@@ -277,14 +395,13 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
     if done:
         _say(progress, f"{run.out} already finished ({pos.iteration} iterations)")
         return done
-    samples = {"train": fixed_batch(train_dataset, cfg["n_samples"]),
-               "val": fixed_batch(val_dataset, cfg["n_samples"])}
+    samples = sample_inputs(cfg, train_dataset, val_dataset)
     nets.G.train()
     nets.D.train()
     last = run.last_losses()
     _say(progress, f"training {total} iterations on {device} "
                    f"(G {sum(p.numel() for p in nets.G.parameters()):,} parameters)")
-    batches = _Batches(train_dataset, cfg, pos, device)
+    batches = _Batches(task.data(train_dataset), cfg, pos, device)
     bar = _progress_bar(total, pos.iteration, progress)
     t_row, imgs_row = time.perf_counter(), 0
     try:
@@ -292,25 +409,25 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
             t0 = time.perf_counter()
             nets.D.requires_grad_(True)  # (1) the critic, on fresh batches
             for _ in range(critic_steps(pos.iteration, cfg)):
-                err_d = critic_step(nets, batches.next(), cfg["clamp"], autocast)
-            nets.D.requires_grad_(False)  # (2) the generator: L2 + adversarial term
-            adv, l2 = generator_step(nets, batches.next(), cfg["l2_weight"], autocast)
+                err_d = critic_step(nets, task, batches.next(), cfg["clamp"], autocast)
+            nets.D.requires_grad_(False)  # (2) the generator: (L2 +) adversarial term
+            batch = batches.next() if task.needs_data else None
+            adv, l2 = generator_step(nets, task, batch, autocast)
             pos.iteration += 1
-            last = {"errD": err_d.item(), "errG": adv.item(), "l2": l2.item() / 4.0}
-            if not all(math.isfinite(v) for v in last.values()):
-                raise TrainingError(
-                    f"non-finite loss at iteration {pos.iteration} ("
-                    + ", ".join(f"{k}={v:.4g}" for k, v in last.items()) + "); "
-                    f"last good checkpoint in {run.ckpts}")
+            last = {"errD": err_d.item(), "errG": adv.item()}
+            if l2 is not None:  # the Blending GAN's L2, logged on [0, 1] images
+                last["l2"] = l2.item() / 4.0
+            _check_finite(last, pos.iteration, run)
             pos.seconds += time.perf_counter() - t0
-            imgs_row += (critic_steps(pos.iteration - 1, cfg) + 1) * cfg["batch_size"]
+            imgs_row += batches_per_iteration(pos.iteration - 1, cfg) * cfg["batch_size"]
             if pos.iteration % cfg["log_every"] == 0 or pos.iteration == total:
                 now = time.perf_counter()
                 run.log({"iteration": pos.iteration, **{k: f"{v:.6g}" for k, v in last.items()},
                          "seconds": f"{pos.seconds:.3f}",
                          "images_per_s": f"{imgs_row / max(now - t_row, 1e-9):.2f}"})
                 t_row, imgs_row = now, 0
-                bar.set_postfix(errD=f"{last['errD']:.3g}", l2=f"{last['l2']:.3g}")
+                shown = ("errD", "l2") if "l2" in last else ("errD", "errG")
+                bar.set_postfix({k: f"{last[k]:.3g}" for k in shown})
             if pos.iteration % cfg["checkpoint_every"] == 0 or pos.iteration == total:
                 run.save(nets, pos, cfg, samples, device)
             bar.update(1)
@@ -326,24 +443,31 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
 
 
 def train_from_manifests(cfg: dict, train_csv, val_csv, scenes_root, out_dir, *,
-                         threads: int | None = None, progress: bool = True) -> dict:
+                         threads: int | None = None, progress: bool = True,
+                         section: str = "train") -> dict:
     """:func:`train` on :class:`gpgan.data.dataset.CompositeDataset` manifests.
 
     Parameters
     ----------
     cfg : dict
         Training config (``image_size`` and ``ratio`` also configure the datasets).
+        With ``model: unsupervised``, ``G(z)`` trains on the train manifest's ground
+        truth crops (natural scenes) and ``val_csv`` is not read (may be None).
     train_csv, val_csv : str or Path
         Composite manifests of the train and validation splits.
     scenes_root : str or Path
         Folder the manifests' image paths are relative to.
     out_dir, threads, progress
         As for :func:`train`.
+    section : str
+        The section of a whole workflow config to train (:func:`resolve_config`),
+        e.g. ``train_unsupervised``.
     """
-    full = resolve_config(cfg)  # bad configs fail before the data layer is touched
+    full = resolve_config(cfg, section)  # bad configs fail before the data layer is touched
     from .data.dataset import CompositeDataset  # lazy: the data layer is optional here
 
     kw = {"image_size": full["image_size"], "ratio": full["ratio"]}
-    return train(cfg, CompositeDataset(train_csv, scenes_root, **kw),
-                 CompositeDataset(val_csv, scenes_root, **kw), out_dir, threads=threads,
-                 progress=progress)
+    val = None if full["model"] == "unsupervised" or val_csv is None else \
+        CompositeDataset(val_csv, scenes_root, **kw)
+    return train(full, CompositeDataset(train_csv, scenes_root, **kw), val, out_dir,
+                 threads=threads, progress=progress)

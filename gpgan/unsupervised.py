@@ -17,7 +17,9 @@ the Blending GAN's decoder (:func:`gpgan.models.dcgan_decoder`), no biases, held
 ``decoder`` list indexed like the authors' Chainer ``DCGAN_G`` ChainList (activations
 count), so ``unsupervised_blending_gan.npz``'s ``<i>/W`` is our ``decoder.<i>.weight``.
 The paper generator has 3,576,704 parameters. Its critic is
-:class:`gpgan.models.Critic` (the authors' ``DCGAN_D``).
+:class:`gpgan.models.Critic` (the authors' ``DCGAN_D``). Both are trained by
+:func:`gpgan.train.train` with ``model: unsupervised``
+(:data:`gpgan.trainconfig.PAPER_UNSUPERVISED_CONFIG`, ``docs/training.md``).
 
 Blending (:func:`fit_latent`): ``z0 ~ N(0, 1)`` from a seeded generator, then
 ``z* = argmin_z MSE(G(z), x)`` over the [-1, 1] composite ``x`` by SciPy's L-BFGS-B

@@ -37,16 +37,32 @@ def _set(cfg: dict, key: str, value) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..train import DEMO_CONFIG, train_from_manifests
+    from ..train import DEMO_CONFIG, resolve_config, train, train_from_manifests
 
     cfg = _read_config(args.config) if args.config else dict(DEMO_CONFIG)
+    if args.section != "train":  # another section of a workflow config: made flat here
+        cfg = resolve_config(cfg, section=args.section)
     for key in ("iterations", "device", "seed", "num_workers"):
         cfg = _set(cfg, key, getattr(args, key))
     if args.amp:
         cfg = _set(cfg, "amp", True)
-    result = train_from_manifests(cfg, args.train_manifest, args.val_manifest,
-                                  args.scenes_root, args.out_dir, threads=args.threads,
-                                  progress=not args.quiet)
+    full = resolve_config(cfg)  # a bad config fails before any data is read
+    if args.hdf5:
+        if full["model"] != "unsupervised":
+            raise ConfigError("--hdf5 holds images for G(z): the config needs "
+                              "model: unsupervised")
+        from ..data.dataset import H5ImageDataset
+
+        data = H5ImageDataset(args.hdf5, full["image_size"])
+        result = train(cfg, data, None, args.out_dir, threads=args.threads,
+                       progress=not args.quiet)
+    else:
+        if not (args.train_manifest and args.scenes_root):
+            raise ConfigError("gpgan train needs --train-manifest and --scenes-root "
+                              "(or --hdf5 with model: unsupervised)")
+        result = train_from_manifests(cfg, args.train_manifest, args.val_manifest,
+                                      args.scenes_root, args.out_dir, threads=args.threads,
+                                      progress=not args.quiet)
     print(f"{result['final']}  ({result['iterations']} iterations, "
           f"{result['seconds']:.1f} s on {result['device']})")
     return 0
@@ -71,14 +87,22 @@ def _select(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add ``train`` and ``select-checkpoint`` to the ``gpgan`` CLI."""
     p = subparsers.add_parser(
-        "train", help="train the Blending GAN (WGAN + L2), resumable",
-        description="Train the Blending GAN on composite manifests. Re-running the "
-                    "same command resumes from OUT_DIR/state; see docs/training.md.")
-    p.add_argument("--config", help="YAML of training options (flat or under `train:`); "
-                                    "default: the demo config")
-    p.add_argument("--train-manifest", required=True, help="train split manifest CSV")
-    p.add_argument("--val-manifest", required=True, help="validation split manifest CSV")
-    p.add_argument("--scenes-root", required=True, help="folder the manifests refer to")
+        "train", help="train the Blending GAN (WGAN + L2) or the unsupervised G(z), resumable",
+        description="Train the Blending GAN on composite manifests, or (model: "
+                    "unsupervised) the unsupervised GP-GAN's G(z) on the manifests' "
+                    "ground truth crops or an HDF5 image file. Re-running the same "
+                    "command resumes from OUT_DIR/state; see docs/training.md.")
+    p.add_argument("--config", help="YAML of training options (flat or a whole workflow "
+                                    "config); default: the demo config")
+    p.add_argument("--section", default="train",
+                   help="section of a whole workflow config to train (default: train; "
+                        "e.g. train_unsupervised)")
+    p.add_argument("--train-manifest", help="train split manifest CSV")
+    p.add_argument("--val-manifest", help="validation split manifest CSV (the Blending "
+                                          "GAN's validation sample grids)")
+    p.add_argument("--scenes-root", help="folder the manifests refer to")
+    p.add_argument("--hdf5", help="model unsupervised: train on this HDF5 image file "
+                                  "(e.g. outdoor_64.hdf5) instead of manifests")
     p.add_argument("--out-dir", required=True, help="run folder (checkpoints, log, final.pt)")
     p.add_argument("--iterations", type=int, help="override the number of G iterations")
     p.add_argument("--device", help="auto (default), cpu or cuda")

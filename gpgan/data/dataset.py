@@ -1,4 +1,6 @@
-"""On-the-fly training composites from a manifest (torch ``Dataset``).
+"""Training data as torch ``Dataset``s: on-the-fly composites from a manifest
+(:class:`CompositeDataset`), and the images of an HDF5 file for the unsupervised
+GP-GAN (:class:`H5ImageDataset`, below).
 
 For a manifest row (``scene,obj_image,bg_image,crop_y,crop_x,crop_h,crop_w,flip,
 coverage,seed``, see :mod:`gpgan.data.composites`) the sample is built as follows:
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -29,10 +32,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, DependencyError, InputError
 from .composites import TRAIN_COLUMNS, random_blob_mask
 
-__all__ = ["CompositeDataset", "sample_mask", "to_tensor"]
+__all__ = ["CompositeDataset", "H5ImageDataset", "sample_mask", "to_tensor"]
 
 log = logging.getLogger(__name__)
 
@@ -222,3 +225,119 @@ class CompositeDataset(Dataset):
                 continue
             return to_tensor(comp), to_tensor(gt), torch.from_numpy(m)[None]
         raise InputError(f"{self.manifest}: no row with readable images")
+
+
+# --------------------------------------------------------------------------------------
+# HDF5 images (the unsupervised GP-GAN's outdoor_64.hdf5)
+# --------------------------------------------------------------------------------------
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise DependencyError("reading an HDF5 image file needs h5py: pip install h5py "
+                              "(pinned in requirements.txt)") from None
+    return h5py
+
+
+def _split_range(f, path, split: str | None, key: str, n: int) -> tuple[int, int]:
+    """``(start, stop)`` of ``split`` for ``key`` in Fuel's ``split`` attribute; the whole
+    dataset when ``split`` is None or the file has no such attribute."""
+    if split is None or "split" not in f.attrs:
+        return 0, n
+    rows = f.attrs["split"]
+
+    def text(v):
+        return v.decode("utf8") if isinstance(v, bytes) else str(v)
+
+    found = [r for r in rows if text(r["split"]) == split and text(r["source"]) == key]
+    if not found:
+        names = sorted({text(r["split"]) for r in rows})
+        raise InputError(f"{path}: no split {split!r} of {key!r} (splits: {names}); "
+                         "pass split=None for every image")
+    start, stop = int(found[0]["start"]), int(found[0]["stop"])
+    if not 0 <= start < stop <= n:
+        raise InputError(f"{path}: split {split!r} is rows {start}:{stop} of {n}")
+    return start, stop
+
+
+class H5ImageDataset(Dataset):
+    """The images of an HDF5 file, for training the unsupervised GP-GAN's ``G(z)``.
+
+    The paper's data is the iGAN project's ``outdoor_64.hdf5`` (150K outdoor scenes,
+    64x64), which the authors read with Fuel's ``H5PYDataset`` (their ``dataset.py``,
+    ``which_set='train'``). Its layout (iGAN's ``train_dcgan/create_hdf5.py``): a
+    dataset ``imgs`` of uint8 ``(N, H, W, 3)`` RGB images, and a root attribute
+    ``split``, Fuel's split array (records ``split``, ``source``, ``start``, ``stop``,
+    ...): ``train`` is rows ``0 : N - n_test``, ``test`` the last ``n_test = min(5 %,
+    10,000)``.
+
+    Parameters
+    ----------
+    path : path-like
+        The HDF5 file.
+    image_size : int
+        Side ``S`` of the items. Images of another size are resized (Pillow bilinear)
+        so that their short side is ``S`` and centre-cropped (the authors crop at
+        random; at 64x64 both are the image itself).
+    split : str or None
+        Fuel split to read (``"train"``, as the authors, or ``"test"``); None, or a
+        file without a ``split`` attribute: every image.
+    key : str
+        Name of the image dataset (``imgs``).
+
+    Notes
+    -----
+    ``dataset[i]`` is a float32 tensor ``(3, S, S)`` in [-1, 1]. ``h5py`` is imported
+    when a dataset is made (``pip install h5py``); the file is opened once per
+    process, so DataLoader workers each get their own handle.
+    """
+
+    def __init__(self, path, image_size: int = 64, *, split: str | None = "train",
+                 key: str = "imgs"):
+        h5py = _h5py()
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+            raise ConfigError(f"image_size must be a positive integer, got {image_size!r}")
+        self.path, self.image_size, self.key = Path(path), int(image_size), key
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such HDF5 file")
+        try:
+            with h5py.File(self.path, "r") as f:
+                if key not in f or not isinstance(f[key], h5py.Dataset):
+                    raise InputError(f"{self.path}: no image dataset {key!r} (has "
+                                     f"{sorted(f.keys())})")
+                shape, dtype = f[key].shape, f[key].dtype
+                if len(shape) != 4 or shape[3] != 3 or dtype != np.uint8:
+                    raise InputError(f"{self.path}: {key!r} must be uint8 (N, H, W, 3) "
+                                     f"RGB images, got {dtype} {shape}")
+                self.start, self.stop = _split_range(f, self.path, split, key, shape[0])
+        except OSError as exc:
+            raise InputError(f"{self.path}: not a readable HDF5 file "
+                             f"({' '.join(str(exc).split())[:120]})") from None
+        self._file, self._pid = None, None
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getstate__(self) -> dict:  # an open h5py handle does not cross processes
+        return dict(self.__dict__, _file=None, _pid=None)
+
+    def _images(self):
+        if self._file is None or self._pid != os.getpid():
+            self._file, self._pid = _h5py().File(self.path, "r"), os.getpid()
+        return self._file[self.key]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        img = self._images()[self.start + i % n]
+        s = self.image_size
+        if img.shape[:2] != (s, s):
+            h, w = img.shape[:2]
+            scale = s / min(h, w)
+            rh, rw = max(s, round(h * scale)), max(s, round(w * scale))
+            y, x = (rh - s) // 2, (rw - s) // 2
+            img = np.asarray(Image.fromarray(img).resize((rw, rh), Image.Resampling.BILINEAR))
+            img = img[y:y + s, x:x + s]
+        return to_tensor(img)
