@@ -44,7 +44,8 @@ from .models import (Generator, LatentGenerator, infer_generator_arch, load_chec
 
 __all__ = ["chainer_key_to_torch", "convert_chainer_npz", "generator_from_chainer_npz",
            "is_chainer_npz", "converted_checkpoint", "resolve_model_file", "cache_dir",
-           "cache_candidates", "file_sha256", "EXPECTED_LAYOUT", "CACHE_SUFFIX"]
+           "cache_candidates", "file_sha256", "EXPECTED_LAYOUT", "CACHE_SUFFIX",
+           "install_released_model"]
 
 #: What a Chainer file must hold (the tail of every layout error).
 EXPECTED_LAYOUT = ("expected the authors' blending_gan.npz (keys encoder/0/W ... "
@@ -353,3 +354,30 @@ def resolve_model_file(path) -> Path:
     anything else (a ``.pt``; a missing file is left to the loader's message)."""
     path = Path(path)
     return converted_checkpoint(path)[0] if is_chainer_npz(path) else path
+
+
+#: The generator kind each GAN method runs (``arch["kind"]``; absent = Blending GAN).
+_METHOD_KINDS = {"gp-gan": None, "gp-gan-unsupervised": "latent"}
+
+
+def install_released_model(source, dest, method: str) -> Path:
+    """Write a released generator (the authors' ``.npz``, converted, or a gpgan
+    ``.pt``) as ``dest``, the generator-only checkpoint ``method`` runs.
+
+    The workflow's ``released_*`` rules call this instead of training when the config's
+    ``models`` section names a file. Raises :class:`ModelError` (one line) for an
+    unreadable file or a generator of the other kind (a ``G(z)`` for ``gp-gan`` or a
+    Blending GAN for ``gp-gan-unsupervised``).
+    """
+    from .models import generator_from_checkpoint, load_checkpoint
+
+    if method not in _METHOD_KINDS:
+        raise ConfigError(f"released models are for {', '.join(_METHOD_KINDS)}, "
+                          f"not {method!r}")
+    source = Path(source)
+    gen = generator_from_checkpoint(load_checkpoint(source), str(source))
+    if gen.arch.get("kind") != _METHOD_KINDS[method]:
+        want = "an unsupervised G(z)" if _METHOD_KINDS[method] else "a Blending GAN"
+        raise ModelError(f"{source}: models.{method} needs {want} generator, this file "
+                         f"holds the other kind")
+    return save_generator(gen, dest, extra={"source": f"released:{source.name}"})

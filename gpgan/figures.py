@@ -10,6 +10,7 @@ and returns its path. :func:`make_figures` draws them all from the paths it is g
     ablation_csv      from gpgan.evaluate.beta_ablation
     train_log         train_log.csv of the Blending GAN (optional)
     samples_dir       its sample sheets, the newest one is drawn (optional)
+    unsupervised      (train_log.csv, samples folder) of the unsupervised G(z) (optional)
 """
 
 from __future__ import annotations
@@ -291,7 +292,8 @@ def timing_plot(blends_root, methods, out_png) -> Path:
 
 
 def make_figures(out_dir, *, test_csv, blends_root, summary_csv, ablation_csv,
-                 methods=None, train_log=None, samples_dir=None, max_rows: int = 4) -> dict:
+                 methods=None, train_log=None, samples_dir=None, unsupervised=None,
+                 max_rows: int = 4) -> dict:
     """Draw the figures of a run from the given files into ``out_dir``.
 
     Parameters
@@ -307,6 +309,9 @@ def make_figures(out_dir, *, test_csv, blends_root, summary_csv, ablation_csv,
     train_log, samples_dir : str or Path, optional
         The Blending GAN's log and sample folder: ``training`` and ``samples`` are
         drawn when given (runs without ``gp-gan`` have neither).
+    unsupervised : (str or Path, str or Path), optional
+        The unsupervised ``G(z)``'s log and sample folder: ``training_unsupervised``
+        and ``samples_unsupervised``.
     max_rows : int
         Rows of the qualitative grid.
 
@@ -326,12 +331,16 @@ def make_figures(out_dir, *, test_csv, blends_root, summary_csv, ablation_csv,
         "beta": beta_ablation_curve(ablation_csv, out / "beta.png"),
         "timing": timing_plot(blends_root, methods, out / "timing.png"),
     }
-    if train_log is not None:
-        made["training"] = training_curves(train_log, out / "training.png")
-    if samples_dir is not None:
-        sheets = sorted(Path(samples_dir).glob("*.png"))
-        if not sheets:
-            raise InputError(f"{samples_dir}: no sample sheets (*.png)")
-        made["samples"] = sample_grid(sheets[-1], out / "samples.png",
-                                      title="Blending GAN samples")
+    gans = [("", train_log, samples_dir, "Blending GAN samples")]
+    if unsupervised is not None:
+        gans.append(("_unsupervised", *unsupervised, "Unsupervised GP-GAN: G(z) samples"))
+    for suffix, log_csv, samples, title in gans:
+        if log_csv is not None:
+            made[f"training{suffix}"] = training_curves(log_csv, out / f"training{suffix}.png")
+        if samples is not None:
+            sheets = sorted(Path(samples).glob("*.png"))
+            if not sheets:
+                raise InputError(f"{samples}: no sample sheets (*.png)")
+            made[f"samples{suffix}"] = sample_grid(sheets[-1], out / f"samples{suffix}.png",
+                                                   title=title)
     return made

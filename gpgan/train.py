@@ -75,6 +75,7 @@ __all__ = [
     "generator_step",
     "train",
     "train_from_manifests",
+    "train_from_files",
 ]
 
 #: Memory format of the models and batches: channels-last made a demo iteration 13 %
@@ -440,6 +441,31 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
     _say(progress, f"finished {pos.iteration} iterations in {pos.seconds:.1f} s -> "
                    f"{result['final']}")
     return result
+
+
+def train_from_files(cfg: dict, out_dir, *, train_csv=None, val_csv=None, scenes_root=None,
+                     hdf5=None, threads: int | None = None, progress: bool = True,
+                     section: str = "train") -> dict:
+    """:func:`train` on files: composite manifests (``train_csv``, ``val_csv``,
+    ``scenes_root``: :func:`train_from_manifests`) or, for ``model: unsupervised``, an HDF5 image file
+    (``hdf5``, e.g. the paper's ``outdoor_64.hdf5``:
+    :class:`gpgan.data.dataset.H5ImageDataset`). The workflow's training rules and
+    ``gpgan train`` both come here; ``section`` as for :func:`train_from_manifests`.
+    """
+    full = resolve_config(cfg, section)  # a bad config fails before any data is read
+    if hdf5 is not None:
+        if full["model"] != "unsupervised":
+            raise ConfigError("an HDF5 image file holds images for G(z): the config needs "
+                              "model: unsupervised")
+        from .data.dataset import H5ImageDataset
+
+        return train(full, H5ImageDataset(hdf5, full["image_size"]), None, out_dir,
+                     threads=threads, progress=progress)
+    if not (train_csv and scenes_root):
+        raise ConfigError("training needs a train manifest and its scenes folder (or an "
+                          "HDF5 image file with model: unsupervised)")
+    return train_from_manifests(cfg, train_csv, val_csv, scenes_root, out_dir,
+                                threads=threads, progress=progress, section=section)
 
 
 def train_from_manifests(cfg: dict, train_csv, val_csv, scenes_root, out_dir, *,

@@ -105,8 +105,9 @@ DEMO_CONFIG: dict = dict(DEFAULT_CONFIG, n_bottleneck=256, base_width=32, mask_i
 RESUME_FREE = frozenset({"iterations", "epochs", "num_workers", "device", "checkpoint_every",
                          "log_every", "n_samples", "amp", "amp_dtype"})
 
-#: Keys of a workflow's ``train`` section that are not training options (SLURM runtime).
-WORKFLOW_ONLY = frozenset({"runtime_min"})
+#: Keys of a workflow's training sections that are not training options (SLURM runtime;
+#: the ``train_unsupervised`` section's choice of images, which picks the rule's inputs).
+WORKFLOW_ONLY = frozenset({"runtime_min", "data"})
 
 
 # --------------------------------------------------------------------------------------
@@ -125,6 +126,8 @@ def _workflow_section(cfg: dict, section: str) -> dict:
     if not isinstance(cfg.get(section), dict):
         raise ConfigError(f"workflow config has no `{section}:` section")
     out = {k: v for k, v in cfg[section].items() if k not in WORKFLOW_ONLY}
+    if section == "train_unsupervised":  # the workflow's G(z) section: model implied
+        out.setdefault("model", "unsupervised")
     if "seed" not in out and "seed" in cfg:
         out["seed"] = cfg["seed"]
     geometry = ("image_size",) if out.get("model") == "unsupervised" else ("image_size", "ratio")

@@ -388,3 +388,26 @@ def test_serve_serves_the_cached_conversion(tmp_path, cache, capsys):
     np.savez(tmp_path / "critic.npz", **_critic_arrays())
     with pytest.raises(ModelError, match="a critic"):
         find_models(tmp_path / "critic.npz")
+
+
+def test_install_released_model_checks_the_kind(tmp_path, cache, capsys):
+    """The workflow's released_* rules: the npz becomes the method's model file (same
+    weights); a file of the other kind is one line and writes nothing."""
+    from gpgan.chainer import install_released_model
+    from gpgan.models import load_generator
+
+    g, z = _blending_gan(), _latent()
+    np.savez(tmp_path / "blending_gan.npz", **blending_gan_arrays(g))
+    np.savez_compressed(tmp_path / "unsupervised_blending_gan.npz", **unsupervised_arrays(z))
+    out = install_released_model(tmp_path / "blending_gan.npz", tmp_path / "m" / "best.pt",
+                                 "gp-gan")
+    loaded = load_generator(out, "cpu")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                 g.state_dict().values()))
+    out = install_released_model(tmp_path / "unsupervised_blending_gan.npz",
+                                 tmp_path / "u" / "best.pt", "gp-gan-unsupervised")
+    assert load_generator(out, "cpu").arch["kind"] == "latent"
+    with pytest.raises(ModelError, match="models.gp-gan needs a Blending GAN generator"):
+        install_released_model(tmp_path / "unsupervised_blending_gan.npz",
+                               tmp_path / "x" / "best.pt", "gp-gan")
+    assert not (tmp_path / "x").exists()

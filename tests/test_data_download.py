@@ -4,6 +4,7 @@ against a real HTTP server on 127.0.0.1."""
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import time
 
@@ -259,3 +260,30 @@ def test_extract_strip_and_include(tmp_path):
                                                    "DataBase/masks/s1",
                                                    "DataBase/masks/s1/m.png"}
 
+
+
+def test_extract_member_copies_the_one_data_file_and_nothing_else(tmp_path):
+    """outdoor_64.zip holds one outdoor_64.hdf5: copied atomically, member names are
+    never paths, a second call is a no-op, anything else is one line."""
+    import zipfile
+
+    from gpgan.data.download import extract_member
+
+    payload = bytes(range(256)) * 1000
+    with zipfile.ZipFile(tmp_path / "outdoor_64.zip", "w") as zf:
+        zf.writestr("../../escape/outdoor_64.hdf5", payload)
+        zf.writestr("README.txt", b"readme")
+    dest = tmp_path / "data" / "outdoor_64.hdf5"
+    assert extract_member(tmp_path / "outdoor_64.zip", ".hdf5", dest) == dest
+    assert dest.read_bytes() == payload
+    assert not (tmp_path / "escape").exists() and sorted(os.listdir(dest.parent)) == [dest.name]
+    mtime = dest.stat().st_mtime_ns
+    extract_member(tmp_path / "outdoor_64.zip", ".hdf5", dest)
+    assert dest.stat().st_mtime_ns == mtime
+    with pytest.raises(DownloadError, match=r"expected one member ending in '\.npz', found 0 "
+                                            r"\(the archive holds \.\./\.\./escape/outdoor"):
+        extract_member(tmp_path / "outdoor_64.zip", ".npz", tmp_path / "x.npz")
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(DownloadError, match="not a readable zip archive"):
+        extract_member(tmp_path / "junk.zip", ".hdf5", tmp_path / "y.hdf5")
+    assert not (tmp_path / "x.npz").exists() and not (tmp_path / "y.hdf5").exists()

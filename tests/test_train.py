@@ -244,7 +244,8 @@ def test_cli_train_and_select_forward_arguments(tmp_path, monkeypatch, capsys):
 
     seen = {}
 
-    def fake_train(cfg, train_csv, val_csv, scenes_root, out_dir, *, threads, progress):
+    def fake_train(cfg, train_csv, val_csv, scenes_root, out_dir, *, threads, progress,
+                   section="train"):
         seen.update(cfg=cfg, args=(train_csv, val_csv, scenes_root, out_dir),
                     threads=threads, progress=progress)
         return {"final": tmp_path / "final.pt", "iterations": 9, "seconds": 1.0,
@@ -368,7 +369,7 @@ def test_cli_train_takes_a_whole_workflow_config(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_train(cfg, *args, threads, progress):
+    def fake_train(cfg, *args, threads, progress, section="train"):
         seen["cfg"] = resolve_config(cfg)
         return {"final": tmp_path / "f.pt", "iterations": 1, "seconds": 0.0, "device": "cpu"}
 

@@ -37,7 +37,7 @@ def _set(cfg: dict, key: str, value) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..train import DEMO_CONFIG, resolve_config, train, train_from_manifests
+    from ..train import DEMO_CONFIG, resolve_config, train_from_files
 
     cfg = _read_config(args.config) if args.config else dict(DEMO_CONFIG)
     if args.section != "train":  # another section of a workflow config: made flat here
@@ -46,23 +46,12 @@ def _train(args: argparse.Namespace) -> int:
         cfg = _set(cfg, key, getattr(args, key))
     if args.amp:
         cfg = _set(cfg, "amp", True)
-    full = resolve_config(cfg)  # a bad config fails before any data is read
-    if args.hdf5:
-        if full["model"] != "unsupervised":
-            raise ConfigError("--hdf5 holds images for G(z): the config needs "
-                              "model: unsupervised")
-        from ..data.dataset import H5ImageDataset
-
-        data = H5ImageDataset(args.hdf5, full["image_size"])
-        result = train(cfg, data, None, args.out_dir, threads=args.threads,
-                       progress=not args.quiet)
-    else:
-        if not (args.train_manifest and args.scenes_root):
-            raise ConfigError("gpgan train needs --train-manifest and --scenes-root "
-                              "(or --hdf5 with model: unsupervised)")
-        result = train_from_manifests(cfg, args.train_manifest, args.val_manifest,
-                                      args.scenes_root, args.out_dir, threads=args.threads,
-                                      progress=not args.quiet)
+    if not args.hdf5 and not (args.train_manifest and args.scenes_root):
+        raise ConfigError("gpgan train needs --train-manifest and --scenes-root "
+                          "(or --hdf5 with model: unsupervised)")
+    result = train_from_files(cfg, args.out_dir, train_csv=args.train_manifest,
+                              val_csv=args.val_manifest, scenes_root=args.scenes_root,
+                              hdf5=args.hdf5, threads=args.threads, progress=not args.quiet)
     print(f"{result['final']}  ({result['iterations']} iterations, "
           f"{result['seconds']:.1f} s on {result['device']})")
     return 0

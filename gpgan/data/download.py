@@ -9,7 +9,8 @@ The Transient Attributes archive is ~1.8 GB and its host is slow and flaky, so
 * records the SHA-256 beside the file (``<dest>.sha256``) when none is given, so
   the next run verifies against it.
 
-:func:`extract` unpacks a tar archive with :mod:`tarfile`'s ``"data"`` filter after
+:func:`extract_member` copies the one data file out of a zip archive (the unsupervised
+GP-GAN's ``outdoor_64.zip``). :func:`extract` unpacks a tar archive with :mod:`tarfile`'s ``"data"`` filter after
 checking *every* member first: absolute names, ``..`` components, links that point
 out of the target and device files make it refuse the whole archive before a single
 file is written. Extraction goes to a temporary sibling folder that is renamed into
@@ -28,6 +29,7 @@ import shutil
 import socket
 import tarfile
 import time
+import zipfile
 import urllib.error
 import urllib.request
 from http.client import HTTPException
@@ -46,6 +48,8 @@ __all__ = [
     "SOURCES",
     "download",
     "extract",
+    "extract_member",
+    "OUTDOOR_64_URL",
     "sha256_file",
 ]
 
@@ -53,6 +57,10 @@ log = logging.getLogger(__name__)
 
 #: Default source of the Transient Attributes aligned images (folder ``imageAlignedLD``).
 TRANSIENT_URL = "http://transattr.cs.brown.edu/files/aligned_images.tar"
+
+#: The unsupervised GP-GAN's training images (the iGAN project's 150,000 outdoor 64x64
+#: scenes, ``outdoor_64.hdf5`` in a 1.4 GB zip; the URL of the original README).
+OUTDOOR_64_URL = "http://efrosgans.eecs.berkeley.edu/iGAN/datasets/outdoor_64.zip"
 
 #: The original GP-GAN repository and the commit the optional downloads are pinned to
 #: (the commit that holds ``DataBase/TransientAttributes/bbox.txt``).
@@ -457,3 +465,44 @@ def extract(archive, target, *, strip_components: int = 0, include: str | None =
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def extract_member(archive, suffix: str, dest) -> Path:
+    """Copy the one member of a zip archive whose name ends with ``suffix`` to ``dest``.
+
+    For archives that hold a single data file (``outdoor_64.zip`` ->
+    ``outdoor_64.hdf5``): the member's name is never used as a path (so it cannot
+    escape), the copy goes to a temporary sibling that is renamed to ``dest``, and an
+    existing ``dest`` of the member's size is kept (a second call is a no-op).
+
+    Raises
+    ------
+    gpgan.errors.DownloadError
+        Missing or unreadable archive, or not exactly one member ending in ``suffix``
+        (one line naming what the archive holds).
+    """
+    archive, dest = Path(archive), Path(dest)
+    if not archive.is_file():
+        raise DownloadError(f"{archive}: no such archive")
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            found = [i for i in zf.infolist() if i.filename.endswith(suffix) and not i.is_dir()]
+            if len(found) != 1:
+                names = ", ".join(i.filename for i in zf.infolist()[:5]) or "nothing"
+                raise DownloadError(f"{archive}: expected one member ending in {suffix!r}, "
+                                    f"found {len(found)} (the archive holds {names})")
+            member = found[0]
+            if dest.is_file() and dest.stat().st_size == member.file_size:
+                log.info("%s already extracted to %s", member.filename, dest)
+                return dest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.extracting")
+            try:
+                with zf.open(member) as src, open(tmp, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DownloadError(f"{archive}: not a readable zip archive ({exc})") from None
+    return dest
