@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 RULES = ["demo_dataset", "download", "extract", "crop", "composites", "train",
-         "select_checkpoint", "blend", "fetch_weights", "evaluate", "beta_ablation",
-         "figures"]
+         "select_checkpoint", "train_unsupervised", "select_unsupervised", "blend",
+         "fetch_weights", "evaluate", "beta_ablation", "figures"]
 
 
 def smk(*args, cwd=ROOT, timeout=900, check=True):
@@ -54,9 +54,28 @@ def test_paper_config_dry_run_builds_the_whole_dag():
     proc = smk("-n", "--configfile", "config/paper.yaml", "--cores", "4")
     text = proc.stdout + proc.stderr
     for rule in ["download", "extract", "crop", "composites", "train", "select_checkpoint",
-                 "blend", "evaluate", "beta_ablation", "figures"]:
+                 "download_outdoor", "extract_outdoor", "train_unsupervised",
+                 "select_unsupervised", "blend", "evaluate", "beta_ablation", "figures"]:
         assert re.search(rf"^{rule}\s+\d+", text, re.M), rule
-    assert re.search(r"^blend\s+6$", text, re.M)  # one job per method
+    assert re.search(r"^blend\s+7$", text, re.M)  # one job per method
+
+
+def test_released_models_replace_training_and_selection(tmp_path):
+    """config `models`: the authors' files are used instead of training; the train and
+    select rules of that method leave the DAG, a released_* rule installs the file."""
+    cfg = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    cfg["models"] = {"gp-gan": "released/blending_gan.npz",
+                     "gp-gan-unsupervised": "released/unsupervised_blending_gan.npz"}
+    wd = workdir_with(tmp_path, cfg)
+    (wd / "released").mkdir()
+    for name in ("blending_gan.npz", "unsupervised_blending_gan.npz"):
+        (wd / "released" / name).write_bytes(b"")
+    text = "\n".join(smk("-n", "--cores", "1", "--directory", wd, "--snakefile",
+                          ROOT / "Snakefile").stdout.splitlines())
+    for rule in ("released_gp_gan", "released_gp_gan_unsupervised"):
+        assert re.search(rf"^{rule}\s+1$", text, re.M), rule
+    for rule in ("train", "select_checkpoint", "train_unsupervised", "select_unsupervised"):
+        assert not re.search(rf"^{rule}\s+\d+", text, re.M), rule
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
@@ -123,9 +142,12 @@ def test_tiny_end_to_end_run_produces_every_artefact(tiny_run):
     for rel in ["composites/test.csv", "composites/train.csv", "composites/val.csv",
                 "final.pt", "train_log.csv", "model/best.pt", "model/selection.csv",
                 "metrics/per_image.csv", "metrics/summary.csv", "metrics/summary.md",
-                "metrics/beta_ablation.csv", "benchmarks/train.tsv"]:
+                "metrics/beta_ablation.csv", "benchmarks/train.tsv",
+                "unsupervised/final.pt", "unsupervised/train_log.csv",
+                "model/unsupervised/best.pt", "model/unsupervised/selection.csv"]:
         assert (run / rel).is_file(), rel
-    for fig in ["qualitative", "metrics", "beta", "timing", "training", "samples"]:
+    for fig in ["qualitative", "metrics", "beta", "timing", "training", "samples",
+                "training_unsupervised", "samples_unsupervised"]:
         assert (run / "figures" / f"{fig}.png").stat().st_size > 1000, fig
     import pandas as pd
 
@@ -135,7 +157,7 @@ def test_tiny_end_to_end_run_produces_every_artefact(tiny_run):
     for m in methods:
         blends = list((run / "blends" / m).glob("*.png"))
         assert len(blends) == 3, m
-    for rule in ["composites", "train", "evaluate", "figures"]:
+    for rule in ["composites", "train", "train_unsupervised", "evaluate", "figures"]:
         log = next((wd / "logs").rglob(f"{rule}.log"))
         assert log.is_file()
     assert seconds < 300

@@ -23,6 +23,7 @@ METHODS = config["blend"]["methods"]
 # ids of the test composites (gpgan.data.composites.make_test_composites: 0000, 0001, ...)
 TEST_IDS = [f"{i:04d}" for i in range(config["composites"]["n_test"])]
 TRANSIENT = config["dataset"]["transient"]
+OUTDOOR = config["dataset"]["outdoor_64"]
 
 
 wildcard_constraints:
@@ -62,22 +63,52 @@ def scene_groups():
     return None
 
 
+def released(method):
+    """The released generator file configured for ``method`` (models section), or None."""
+    return config["models"][method]
+
+
 def needs_gan():
-    return "gp-gan" in METHODS
+    """True when the Blending GAN is trained here (gp-gan blended, no released model)."""
+    return "gp-gan" in METHODS and not released("gp-gan")
+
+
+def needs_unsupervised():
+    """True when the unsupervised G(z) is trained here."""
+    return "gp-gan-unsupervised" in METHODS and not released("gp-gan-unsupervised")
+
+
+#: Where each GAN method's generator lands (trained and selected, or a released one).
+MODEL_FILES = {
+    "gp-gan": f"{RUN}/model/best.pt",
+    "gp-gan-unsupervised": f"{RUN}/model/unsupervised/best.pt",
+}
 
 
 def bbox_input(wildcards):
     return [TRANSIENT["bbox"]] if TRANSIENT["bbox"] else []
 
 
-def train_config():
-    """The workflow-shaped training config (gpgan.trainconfig.resolve_config takes the
-    train section, the seed and the composites' geometry from it, as `gpgan train
+def train_config(section="train"):
+    """The workflow-shaped training config of a section (gpgan.trainconfig.resolve_config
+    takes that section, the seed and the composites' geometry from it, as `gpgan train
     --config` does with a whole config file)."""
     return {
         "seed": config["seed"],
-        "train": config["train"],
+        section: config[section],
         "composites": {k: config["composites"][k] for k in ("image_size", "ratio")},
+    }
+
+
+def unsupervised_data():
+    """The unsupervised G(z)'s images: the training manifests' natural crops (the
+    composites' ground truth), or the paper's outdoor_64.hdf5."""
+    if config["train_unsupervised"]["data"] == "outdoor_64":
+        return {"hdf5": config["dataset"]["outdoor_64"]["hdf5"]}
+    return {
+        "train_csv": f"{RUN}/composites/train.csv",
+        "val_csv": f"{RUN}/composites/val.csv",
+        "scenes_root": scenes_dir(),
     }
 
 
@@ -86,9 +117,17 @@ def train_gpu(wildcards):
     return 1 if config["train"]["device"] == "cuda" else 0
 
 
+def train_unsupervised_gpu(wildcards):
+    return 1 if config["train_unsupervised"]["device"] == "cuda" else 0
+
+
 def train_runtime(wildcards, attempt):
     """SLURM runtime in minutes; a retried job (e.g. after a time limit) gets more."""
     return config["train"]["runtime_min"] * attempt
+
+
+def train_unsupervised_runtime(wildcards, attempt):
+    return config["train_unsupervised"]["runtime_min"] * attempt
 
 
 def blended(methods=METHODS):
@@ -99,7 +138,7 @@ def blended(methods=METHODS):
 
 
 def blend_model(wildcards):
-    return [f"{RUN}/model/best.pt"] if wildcards.method == "gp-gan" else []
+    return [MODEL_FILES[wildcards.method]] if wildcards.method in MODEL_FILES else []
 
 
 def gp_options(method):
@@ -112,8 +151,10 @@ def gp_options(method):
         preserve_background=b["preserve_background"],
         band=b["band"],
     )
-    if method == "gp-gan":
+    if method in MODEL_FILES:
         opts.update(device=b["device"], gan_region=b["gan_region"])
+    if method == "gp-gan-unsupervised":
+        opts.update(latent_iters=b["latent_iters"], latent_seed=config["seed"])
     return opts
 
 
@@ -148,6 +189,8 @@ def figure_names():
     names = ["qualitative", "metrics", "beta", "timing"]
     if needs_gan():
         names += ["training", "samples"]
+    if needs_unsupervised():
+        names += ["training_unsupervised", "samples_unsupervised"]
     return names
 
 

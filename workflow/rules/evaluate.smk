@@ -74,6 +74,11 @@ rule figures:
         ablation=f"{RUN}/metrics/beta_ablation.csv",
         blends=blended(),
         training=[f"{RUN}/train_log.csv", f"{RUN}/samples"] if needs_gan() else [],
+        unsupervised=(
+            [f"{RUN}/unsupervised/train_log.csv", f"{RUN}/unsupervised/samples"]
+            if needs_unsupervised()
+            else []
+        ),
     output:
         [
             report(
