@@ -62,6 +62,16 @@ def test_latent_fit_finds_an_image_the_generator_can_make_and_is_deterministic()
     assert np.mean((color - target) ** 2) * 4 == pytest.approx(info["latent_loss"], rel=1e-3)
     again, info2 = fit_latent(g, target, seed=0, maxiter=200)
     assert np.array_equal(color, again) and info == info2
+    torch.set_num_threads(2)  # the fit runs on one thread and gives the thread count back
+    seen = set()
+    hook = g.register_forward_hook(lambda *_: seen.add(torch.get_num_threads()))
+    try:
+        two, info_two = fit_latent(g, target, seed=0, maxiter=200)
+        assert torch.get_num_threads() == 2 and seen == {1}
+    finally:
+        hook.remove()
+        torch.set_num_threads(1)
+    assert np.array_equal(color, two) and info == info_two
     other, _ = fit_latent(g, target, seed=1, maxiter=3)
     assert not np.array_equal(color, other)
     with pytest.raises(ModelError, match=r"\(32, 32, 3\)"):
