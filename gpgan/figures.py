@@ -216,8 +216,13 @@ def sample_grid(images, out_png, *, ncols: int = 8, title: str | None = None) ->
         raise InputError("sample_grid: no images")
     ncols = 1 if len(imgs) == 1 else min(ncols, len(imgs))
     nrows = math.ceil(len(imgs) / ncols)
-    size = 6.0 if len(imgs) == 1 else 1.4
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=(size * ncols, size * nrows))
+    if len(imgs) == 1:  # a sample sheet: the figure takes the sheet's own aspect
+        h, w = imgs[0].shape[:2]
+        width = 6.0 if h >= w else 9.0
+        figsize = (width, width * h / w + (0.4 if title else 0.0))
+    else:
+        figsize = (1.4 * ncols, 1.4 * nrows)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=figsize)
     for ax in axes.flat:
         ax.axis("off")
     for ax, img in zip(axes.flat, imgs):

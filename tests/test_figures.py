@@ -80,6 +80,11 @@ def test_sample_grid_single_and_many(run, tmp_path):
     rng = np.random.default_rng(0)
     imgs = [rng.random((16, 16, 3)).astype(np.float32) for _ in range(10)]
     _png(F.sample_grid(imgs, tmp_path / "s2.png", ncols=5, title="samples"))
+    # a one-row sheet (as G(z)'s samples are) is drawn at its own aspect, not in a square
+    strip = tmp_path / "strip.png"
+    Image.fromarray((rng.random((66, 530, 3)) * 255).astype(np.uint8)).save(strip)
+    w, h = _png(F.sample_grid(strip, tmp_path / "s3.png", title="G(z)"), min_size=(200, 50))
+    assert 4 < w / h < 8
 
 
 def test_beta_ablation_curve(run, tmp_path):
