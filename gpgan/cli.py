@@ -17,7 +17,7 @@ from . import __version__
 from .errors import GPGANError
 
 # Sub-command modules under gpgan.commands, in help order.
-COMMANDS = ("blend", "data", "train", "evaluate", "serve")
+COMMANDS = ("blend", "data", "train", "evaluate", "realism", "serve")
 
 # Options whose value may start with "-": argparse takes "--offset -10,-20" for an
 # option followed by another option ("expected one argument"); glued into

@@ -22,6 +22,9 @@ Definitions (``a`` = blend, ``b`` = ground truth, ``C = 3`` channels):
   averaged. The backbone is loaded only from a local folder provisioned by
   :func:`gpgan.weights.fetch_lpips_weights` (``gpgan fetch-weights``); nothing is
   downloaded here.
+
+One metric needs no ground truth: :func:`realism`, the score of a trained realism
+judge (:mod:`gpgan.realism`; higher = more realistic).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ __all__ = [
     "lpips_distance",
     "load_lpips",
     "compute_metrics",
+    "realism",
 ]
 
 #: Every metric :func:`compute_metrics` can produce, in table order.
@@ -304,3 +308,54 @@ def compute_metrics(pred, gt, mask, *, metrics=METRICS, band_px: int = DEFAULT_B
     }
     return {name: funcs[name]() for name in metrics}
 
+
+
+@functools.lru_cache(maxsize=2)
+def _judge(path: str, device: str):
+    from .realism import load_judge
+
+    return load_judge(path, device=device)
+
+
+def find_judge(model=None, root=".") -> Path:
+    """The realism judge to use: ``model`` if given, else ``$GPGAN_REALISM_JUDGE``, else
+    the one ``results/*/realism/judge.pt`` under ``root`` (an error if none or several)."""
+    import os
+
+    if model is None:
+        model = os.environ.get("GPGAN_REALISM_JUDGE") or None
+    if model is not None:
+        return Path(model)
+    found = sorted(Path(root).glob("results/*/realism/judge.pt"))
+    if len(found) != 1:
+        what = "none" if not found else ", ".join(str(p) for p in found)
+        raise ModelError(f"name the realism judge with --model (results/*/realism/judge.pt: "
+                         f"{what}); the workflow's train_realism rule makes one")
+    return found[0]
+
+
+def realism(images, masks=None, *, model=None, device: str = "auto") -> np.ndarray:
+    """Realism scores of images (no ground truth needed; higher = more realistic).
+
+    Parameters
+    ----------
+    images : sequence of ndarray (H, W, 3)
+        Blends or photographs, float in ``[0, 1]`` or uint8.
+    masks : sequence of ndarray (H, W) or None, optional
+        The pasted region of each image: the judge then looks at the square around it
+        (:func:`gpgan.realism.view`); ``None`` (or a ``None`` entry): the whole image.
+    model : str or Path, optional
+        A ``judge.pt`` (:func:`find_judge` when omitted).
+    device : {"auto", "cpu", "cuda"}
+
+    Returns
+    -------
+    ndarray, float64 (N,)
+        The judge's log-odds that each image is natural (0 = undecided).
+    """
+    from .realism import score_images
+
+    path = find_judge(model)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such realism judge")
+    return score_images(_judge(str(path.resolve()), device), images, masks)
