@@ -40,7 +40,7 @@ def blend_test_set(test_csv, method: str, out_dir, *, threads: int | None = None
             import torch
 
             torch.set_num_threads(int(threads))
-    rows = read_test_csv(test_csv).to_dict("records")
+    rows = read_test_csv(test_csv, ground_truth=False).to_dict("records")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     timing = []

@@ -11,6 +11,9 @@ and returns its path. :func:`make_figures` draws them all from the paths it is g
     train_log         train_log.csv of the Blending GAN (optional)
     samples_dir       its sample sheets, the newest one is drawn (optional)
     unsupervised      (train_log.csv, samples folder) of the unsupervised G(z) (optional)
+
+:func:`realism_figures` draws the cross-scene figures (``realism.png``,
+``cross_scene.png``) from the realism table (:func:`gpgan.evaluate.evaluate_realism`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ __all__ = [
     "beta_ablation_curve",
     "timing_plot",
     "make_figures",
+    "realism_bars",
+    "realism_figures",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,16 +75,18 @@ def _read_csv(path, columns) -> pd.DataFrame:
 
 
 def qualitative_grid(test_csv, blends_root, methods, out_png, *, ids=None,
-                     max_rows: int = 4, cell_inches: float = 2.0) -> Path:
+                     max_rows: int = 4, cell_inches: float = 2.0, scores=None,
+                     title: str | None = None) -> Path:
     """Comparison grid like the paper's: one row per test composite.
 
     Columns: the copy-paste composite with the mask outline (yellow), each method's
-    blend, the ground truth. A method named ``copy-paste`` is not repeated.
+    blend, the ground truth (when the table has one: cross-scene composites do not).
+    A method named ``copy-paste`` is not repeated.
 
     Parameters
     ----------
     test_csv : str or Path
-        Test manifest (paths relative to its folder).
+        Test manifest (paths relative to its folder), or a cross-scene table.
     blends_root : str or Path
         Folder with ``<method>/<id>.png``.
     methods : sequence of str
@@ -89,39 +96,120 @@ def qualitative_grid(test_csv, blends_root, methods, out_png, *, ids=None,
     max_rows : int
     cell_inches : float
         Size of one panel.
+    scores : pandas.DataFrame, optional
+        ``id, method, realism``: each panel is labelled with its score.
+    title : str, optional
+        Figure title.
     """
     from .data.composites import read_test_csv
 
-    tests = read_test_csv(test_csv)
+    tests = read_test_csv(test_csv, ground_truth=False)
     if ids is not None:
         tests = tests.set_index("id").loc[[str(i) for i in ids]].reset_index()
     else:
         tests = tests.head(max_rows)
+    has_gt = "gt" in tests.columns
     shown = [m for m in methods if m != "copy-paste"]
-    cols = ["copy-paste + mask", *shown, "ground truth"]
+    cols = ["copy-paste + mask", *shown] + (["ground truth"] if has_gt else [])
+    score = {} if scores is None else {(str(r.id), r.method): r.realism
+                                       for r in scores.itertuples(index=False)}
     aspect = float(np.median(tests["height"] / tests["width"]))  # panel height / width
     fig, axes = plt.subplots(len(tests), len(cols), squeeze=False,
                              figsize=(cell_inches * len(cols),
-                                      cell_inches * aspect * len(tests) + 0.4))
+                                      cell_inches * aspect * len(tests) + 0.4
+                                      + (0.3 if title else 0)))
     for r, t in enumerate(tests.itertuples(index=False)):
         src, dst, mask = read_image(t.src), read_image(t.dst), read_mask(t.mask)
         composite = mask[..., None] * src + (1.0 - mask[..., None]) * dst
-        panels = [composite]
+        panels = [(composite, "copy-paste")]
         for m in shown:
-            panels.append(read_image(Path(blends_root) / m / f"{t.id}.png"))
-        panels.append(read_image(t.gt))
-        for c, img in enumerate(panels):
+            panels.append((read_image(Path(blends_root) / m / f"{t.id}.png"), m))
+        if has_gt:
+            panels.append((read_image(t.gt), None))
+        for c, (img, method) in enumerate(panels):
             ax = axes[r, c]
             ax.imshow(np.clip(img, 0, 1), interpolation="lanczos")
             if c == 0:
                 ax.contour(mask, levels=[0.5], colors="yellow", linewidths=1.0)
                 ax.set_ylabel(str(t.id), fontsize=8)
+            if (str(t.id), method) in score:
+                ax.set_xlabel(f"realism {score[(str(t.id), method)]:+.2f}", fontsize=8)
             if r == 0:
                 ax.set_title(cols[c], fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return _save(fig, out_png)
+
+
+def realism_bars(summary_csv, out_png) -> Path:
+    """The cross-scene table as a chart (the paper's Table 1 drawn): left, the mean
+    realism per method with its 95% confidence interval and, where the paper has the
+    method, its RealismCNN mean; right, the share of composites where each method's
+    blend scores above the copy-paste, with a 95% Wilson interval.
+
+    Parameters
+    ----------
+    summary_csv : str or Path
+        ``summary.csv`` from :func:`gpgan.evaluate.evaluate_realism`.
+    """
+    from .evaluate import PAPER_REALISM
+
+    s = _read_csv(summary_csv, ["method", "n", "mean", "ci95_low", "ci95_high",
+                                "beats_copy_paste"])
+    if s.empty:
+        raise InputError(f"{summary_csv}: nothing to plot")
+    methods = list(s["method"])
+    x = np.arange(len(methods))
+    colors = plt.get_cmap("tab10")(x % 10)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(max(7.0, 1.6 * len(methods)), 3.4))
+    mean = s["mean"].to_numpy(dtype=float)
+    err = [np.nan_to_num(mean - s["ci95_low"].to_numpy(dtype=float)),
+           np.nan_to_num(s["ci95_high"].to_numpy(dtype=float) - mean)]
+    ax.bar(x, mean, color=colors, yerr=err, capsize=3, label="this judge, 95% CI")
+    paper = [PAPER_REALISM.get(m, (math.nan,))[0] for m in methods]
+    if np.isfinite(paper).any():
+        ax.scatter(x, paper, marker="D", color="black", zorder=3, s=18,
+                   label="paper (RealismCNN)")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_title("Realism score ↑ (log-odds natural)", fontsize=10)
+    ax.legend(fontsize=7)
+    others = [i for i, m in enumerate(methods) if m != "copy-paste"]
+    n = s["n"].to_numpy(dtype=float)[others]
+    p = s["beats_copy_paste"].to_numpy(dtype=float)[others]
+    z = 1.959964
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    xo = np.arange(len(others))
+    bx.bar(xo, 100 * p, color=colors[others],
+           yerr=[100 * (p - (centre - half)), 100 * ((centre + half) - p)], capsize=3)
+    bx.axhline(50.0, color="grey", linewidth=0.8, linestyle="--")
+    bx.set_ylim(0, 100)
+    bx.set_title("Beats copy-paste (% of composites, 95% CI)", fontsize=10)
+    for a, pos, names in ((ax, x, methods), (bx, xo, [methods[i] for i in others])):
+        a.set_xticks(pos, names, rotation=35, ha="right", fontsize=8)
+        a.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"Cross-scene composites (n = {int(s['n'].iloc[0])}), no ground truth",
+                 fontsize=11)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def realism_figures(out_dir, *, cross_csv, blends_root, summary_csv, per_image_csv,
+                    methods, max_rows: int = 4) -> dict:
+    """``realism.png`` (:func:`realism_bars`) and ``cross_scene.png`` (the cross-scene
+    blends, :func:`qualitative_grid`, each panel labelled with its realism score)."""
+    out = Path(out_dir)
+    scores = _read_csv(per_image_csv, ["id", "method", "realism"])
+    return {
+        "realism": realism_bars(summary_csv, out / "realism.png"),
+        "cross_scene": qualitative_grid(
+            cross_csv, blends_root, list(methods), out / "cross_scene.png",
+            max_rows=max_rows, scores=scores,
+            title="Cross-scene composites: an object from another photograph"),
+    }
 
 
 def metric_bars(summary_csv, out_png, *, metrics=None, methods=None) -> Path:

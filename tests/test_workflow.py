@@ -4,6 +4,7 @@ and resumption of a killed training job."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -55,7 +56,9 @@ def test_paper_config_dry_run_builds_the_whole_dag():
     text = proc.stdout + proc.stderr
     for rule in ["download", "extract", "crop", "composites", "train", "select_checkpoint",
                  "download_outdoor", "extract_outdoor", "train_unsupervised",
-                 "select_unsupervised", "blend", "evaluate", "beta_ablation", "figures"]:
+                 "select_unsupervised", "blend", "evaluate", "beta_ablation", "figures",
+                 "cross_composites", "train_realism", "blend_cross", "realism",
+                 "realism_figures"]:
         assert re.search(rf"^{rule}\s+\d+", text, re.M), rule
     assert re.search(r"^blend\s+7$", text, re.M)  # one job per method
 
@@ -127,10 +130,14 @@ def test_conda_env_matches_requirements():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """The .test configuration run end to end in a scratch working directory."""
+def tiny_run(tmp_path_factory, lpips_weights):
+    """The .test configuration run end to end in a scratch working directory (the
+    realism judge's AlexNet weights: the session's provisioned folder)."""
     wd = tmp_path_factory.mktemp("tiny")
     shutil.copytree(ROOT / ".test" / "config", wd / "config")
+    cfg = yaml.safe_load((wd / "config" / "config.yaml").read_text())
+    cfg["evaluate"]["lpips_weights"] = str(Path(lpips_weights).resolve())
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     t0 = time.time()
     proc = smk("--cores", "2", "--directory", wd, "--snakefile", ROOT / "Snakefile")
     return wd, proc, time.time() - t0
@@ -147,7 +154,7 @@ def test_tiny_end_to_end_run_produces_every_artefact(tiny_run):
                 "model/unsupervised/best.pt", "model/unsupervised/selection.csv"]:
         assert (run / rel).is_file(), rel
     for fig in ["qualitative", "metrics", "beta", "timing", "training", "samples",
-                "training_unsupervised", "samples_unsupervised"]:
+                "training_unsupervised", "samples_unsupervised", "realism", "cross_scene"]:
         assert (run / "figures" / f"{fig}.png").stat().st_size > 1000, fig
     import pandas as pd
 
@@ -157,7 +164,14 @@ def test_tiny_end_to_end_run_produces_every_artefact(tiny_run):
     for m in methods:
         blends = list((run / "blends" / m).glob("*.png"))
         assert len(blends) == 3, m
-    for rule in ["composites", "train", "train_unsupervised", "evaluate", "figures"]:
+        assert len(list((run / "cross" / "blends" / m).glob("*.png"))) == 3, m
+    realism = pd.read_csv(run / "metrics" / "realism" / "summary.csv")
+    assert list(realism["method"]) == methods and realism["n"].eq(3).all()
+    assert (run / "realism" / "judge.pt").is_file()
+    auc = json.loads((run / "realism" / "validation.json").read_text())["auc"]
+    assert set(auc) == {"image", "mask"} and 0 <= auc["image"]["other_photo"] <= 1
+    for rule in ["composites", "train", "train_unsupervised", "evaluate", "figures",
+                 "train_realism", "cross_composites", "realism"]:
         log = next((wd / "logs").rglob(f"{rule}.log"))
         assert log.is_file()
     assert seconds < 300

@@ -61,6 +61,7 @@ __all__ = [
     "write_train_manifest",
     "random_blob_mask",
     "make_test_composites",
+    "make_cross_composites",
     "build_composites",
 ]
 
@@ -69,6 +70,8 @@ log = logging.getLogger(__name__)
 TRAIN_COLUMNS = ("scene", "obj_image", "bg_image", "crop_y", "crop_x", "crop_h", "crop_w",
                  "flip", "coverage", "seed")
 TEST_COLUMNS = ("id", "scene", "src", "dst", "mask", "gt", "height", "width", "coverage")
+CROSS_COLUMNS = ("id", "scene", "src_scene", "src", "dst", "mask", "height", "width",
+                 "coverage")
 
 
 def _check_geometry(image_size, ratio) -> None:
@@ -368,13 +371,106 @@ def _remove_stale_composites(out_dir: Path, n: int) -> None:
             shutil.rmtree(p)
 
 
-def read_test_csv(test_csv):
-    """Read ``test.csv`` and resolve its image paths against its folder.
+def make_cross_composites(scenes_root, splits_csv, out_dir, *, n: int, seed: int,
+                          splits=("test",), groups=None, coverage=(0.05, 0.4),
+                          csv_name: str = "cross.csv") -> Path:
+    """Write ``n`` cross-scene composites (no ground truth) and their table.
+
+    An object (a random blob region, :func:`random_blob_mask`) of an image of one scene
+    of ``splits`` is pasted into an image of another scene of ``splits`` whose
+    photograph group differs (another place): the case users have, which has no
+    ground truth, scored by the realism judge (:mod:`gpgan.realism`). Destination
+    scenes are visited round-robin in a seeded order; the source image is resized to
+    cover the destination (scale to cover, centre crop) and the region is taken at
+    the mask's place. Writes ``<out_dir>/<id>/{src,dst,mask}.png`` and
+    ``<out_dir>/<csv_name>`` (columns :data:`CROSS_COLUMNS`, paths relative to
+    ``out_dir``); :func:`read_test_csv` reads it with ``ground_truth=False``.
+
+    Parameters
+    ----------
+    scenes_root : path-like
+        Root of the scene folders.
+    splits_csv : path-like
+        ``scene,split`` table (:func:`build_composites`).
+    splits : sequence of str
+        The splits whose scenes are used (default: the test split alone).
+    groups : path-like or dict, optional
+        Scene -> group (:func:`gpgan.data.scenes.read_groups`); default: each scene
+        its own group.
+    coverage : (float, float)
+        Range of the mask's coverage of the destination.
+    """
+    import pandas as pd
+
+    from .realism import fit_to
+
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    lo, hi = _check_test_options(coverage, None, None)
+    splits_csv = Path(splits_csv)
+    if not splits_csv.is_file():
+        raise InputError(f"{splits_csv}: no such file")
+    table = pd.read_csv(splits_csv, dtype=str)
+    if groups is not None and not isinstance(groups, dict):
+        groups = read_groups(groups)
+    root = Path(scenes_root)
+    chosen = table.loc[table["split"].isin(list(splits)), "scene"].tolist()
+    index = list_scenes(root, chosen, min_images=1) if chosen else {}
+    names = sorted(index)
+    group = {s: (groups or {}).get(s, s) for s in names}
+    if len({group[s] for s in names}) < 2:
+        raise InputError(f"{splits_csv}: cross-scene composites need scenes of two photograph "
+                         f"groups in split(s) {', '.join(splits)}, got {len(names)} scene(s) "
+                         f"of {len(set(group.values()))} group(s)")
+    rng = np.random.default_rng(seed)
+    order = [names[i] for i in rng.permutation(len(names))]
+    out_dir = Path(out_dir)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
+                                 dir=_parent(out_dir)))
+    rows = []
+    try:
+        for i in range(n):
+            scene = order[i % len(order)]
+            others = [s for s in names if group[s] != group[scene]]
+            other = others[int(rng.integers(len(others)))]
+            dst = np.asarray(_load_rgb(root / index[scene][int(rng.integers(len(index[scene])))]))
+            src = np.asarray(_load_rgb(root / index[other][int(rng.integers(len(index[other])))]))
+            h, w = dst.shape[:2]
+            src = fit_to(src, h, w)
+            m = random_blob_mask(h, w, float(rng.uniform(lo, hi)),
+                                 np.random.default_rng(int(rng.integers(0, 2**31 - 1))))
+            cid = f"{i:04d}"
+            (work / cid).mkdir()
+            for name, arr in (("src", src), ("dst", dst), ("mask", (m * 255).astype(np.uint8))):
+                with atomic_path(work / cid / f"{name}.png") as tmp:
+                    Image.fromarray(arr).save(tmp, format="PNG")
+            rows.append((cid, scene, other, f"{cid}/src.png", f"{cid}/dst.png",
+                         f"{cid}/mask.png", h, w, f"{float(m.mean()):.6f}"))
+        _write_csv(work / csv_name, CROSS_COLUMNS, rows)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        move_contents(work, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out_dir / csv_name
+
+
+def _parent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.parent
+
+
+def read_test_csv(test_csv, *, ground_truth: bool = True):
+    """Read ``test.csv`` (or ``cross.csv``) and resolve its image paths against its folder.
+
+    With ``ground_truth=False`` the ``gt`` column is optional (cross-scene composites
+    have none: :func:`make_cross_composites`).
 
     Returns
     -------
     pandas.DataFrame
-        With ``src, dst, mask, gt`` as absolute paths and ``id`` as str.
+        With ``src, dst, mask`` (and ``gt`` if present) as absolute paths and ``id``
+        as str.
     """
     import pandas as pd
 
@@ -382,7 +478,8 @@ def read_test_csv(test_csv):
     if not test_csv.is_file():
         raise InputError(f"{test_csv}: no such file")
     df = pd.read_csv(test_csv, dtype={"id": str, "scene": str})
-    missing = [c for c in TEST_COLUMNS if c not in df.columns]
+    required = [c for c in TEST_COLUMNS if ground_truth or c != "gt"]
+    missing = [c for c in required if c not in df.columns]
     if missing:
         raise InputError(f"{test_csv}: missing column(s) {missing}")
     if df.empty:
@@ -391,7 +488,8 @@ def read_test_csv(test_csv):
         raise InputError(f"{test_csv}: duplicate id {df['id'][df['id'].duplicated()].iloc[0]!r}")
     root = test_csv.resolve().parent
     for col in ("src", "dst", "mask", "gt"):
-        df[col] = [str(root / p) for p in df[col]]
+        if col in df.columns:
+            df[col] = [str(root / p) for p in df[col]]
     return df
 
 

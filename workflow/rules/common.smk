@@ -17,11 +17,26 @@ def check_fractions():
 
 check_fractions()
 
+
+def check_realism():
+    """The realism table compares every method with copy-paste: it must be blended."""
+    if config["realism"]["enabled"] and "copy-paste" not in config["blend"]["methods"]:
+        raise WorkflowError(
+            "config realism.enabled needs copy-paste in blend.methods (the realism "
+            "table counts the composites where each method beats it)"
+        )
+
+
+check_realism()
+
 RUN = f"results/{config['run']}"
 LOGS = f"logs/{config['run']}"
 METHODS = config["blend"]["methods"]
 # ids of the test composites (gpgan.data.composites.make_test_composites: 0000, 0001, ...)
 TEST_IDS = [f"{i:04d}" for i in range(config["composites"]["n_test"])]
+REALISM = config["realism"]
+# ids of the cross-scene composites (gpgan.data.composites.make_cross_composites)
+CROSS_IDS = [f"{i:04d}" for i in range(REALISM["n_cross"])]
 TRANSIENT = config["dataset"]["transient"]
 OUTDOOR = config["dataset"]["outdoor_64"]
 
@@ -137,6 +152,32 @@ def blended(methods=METHODS):
     return expand(f"{RUN}/blends/{{method}}/{{file}}", method=methods, file=files)
 
 
+def cross_blended(methods=METHODS):
+    """Every blended cross-scene composite and timing file of ``methods``."""
+    files = [f"{i}.png" for i in CROSS_IDS] + ["timing.csv"]
+    return expand(f"{RUN}/cross/blends/{{method}}/{{file}}", method=methods, file=files)
+
+
+#: Keys of the realism section that are gpgan.realism.JUDGE_DEFAULTS options (the
+#: others are the workflow's: enabled, n_cross, cross_splits, n_validation, use_mask,
+#: device); tests/test_config_schema.py checks the two lists agree.
+JUDGE_KEYS = [
+    k
+    for k in REALISM
+    if k
+    not in ("enabled", "n_cross", "cross_splits", "n_validation", "use_mask", "device")
+]
+
+
+def judge_options():
+    """gpgan.realism.train_judge options of the realism section."""
+    return {k: REALISM[k] for k in JUDGE_KEYS}
+
+
+def realism_gpu(wildcards):
+    return 1 if REALISM["device"] == "cuda" else 0
+
+
 def blend_model(wildcards):
     return [MODEL_FILES[wildcards.method]] if wildcards.method in MODEL_FILES else []
 
@@ -195,10 +236,16 @@ def figure_names():
 
 
 def get_final_output():
+    realism = [
+        f"{RUN}/metrics/realism/summary.md",
+        f"{RUN}/figures/realism.png",
+        f"{RUN}/figures/cross_scene.png",
+    ]
     return [
         f"{RUN}/metrics/summary.csv",
         f"{RUN}/metrics/summary.md",
         *(f"{RUN}/figures/{name}.png" for name in figure_names()),
+        *(realism if REALISM["enabled"] else []),
     ]
 
 
