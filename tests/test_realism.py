@@ -67,7 +67,7 @@ def test_each_kind_is_what_it_says(scenes):
         # replay the draw up to the paste: the region outside the mask is the scene image
         rng = np.random.default_rng(3)
         scene = data.scenes[int(rng.integers(len(data.scenes)))]
-        dst = data.images[scene][int(rng.integers(len(data.images[scene])))]
+        dst = data.image(scene, int(rng.integers(data.count(scene))))
         inside = mask >= 0.5
         if kind == "natural":
             continue

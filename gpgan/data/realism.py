@@ -42,7 +42,8 @@ LABELS = {"natural": 1, "same_photo": 1, "other_photo": 0, "relit": 0}
 
 
 class SceneImages:
-    """The images of some scenes, decoded once (uint8), with each scene's group.
+    """The images of some scenes, decoded on demand (uint8; the most recent
+    ``cache_size`` kept), with each scene's group.
 
     Parameters
     ----------
@@ -52,27 +53,40 @@ class SceneImages:
         ``{scene: [image path relative to root, ...]}`` (:func:`.scenes.list_scenes`).
     groups : dict of str to str, optional
         ``{scene: group}``; a scene missing from it is its own group.
+    cache_size : int
+        Decoded images kept in memory (a large dataset need not fit in it).
     """
 
-    def __init__(self, root, index: dict, groups: dict | None = None):
+    def __init__(self, root, index: dict, groups: dict | None = None, *,
+                 cache_size: int = 512):
+        import functools
         from pathlib import Path
 
-        root = Path(root)
+        self.root = Path(root)
         self.scenes = sorted(index)
         if not self.scenes:
-            raise InputError(f"{root}: no scenes to draw realism samples from")
+            raise InputError(f"{self.root}: no scenes to draw realism samples from")
         self.groups = {s: (groups or {}).get(s, s) for s in self.scenes}
-        self.images: dict[str, list[np.ndarray]] = {}
-        for s in self.scenes:
-            imgs = []
-            for rel in index[s]:
-                try:
-                    with Image.open(root / rel) as im:
-                        imgs.append(np.asarray(im.convert("RGB")))
-                except (OSError, ValueError) as exc:
-                    raise InputError(f"{root / rel}: not a readable image "
-                                     f"({exc.__class__.__name__})") from None
-            self.images[s] = imgs
+        self.files = {s: list(index[s]) for s in self.scenes}
+        self._read = functools.lru_cache(maxsize=cache_size)(self._decode)
+
+    def _decode(self, rel: str) -> np.ndarray:
+        try:
+            with Image.open(self.root / rel) as im:
+                arr = np.array(im.convert("RGB"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.root / rel}: not a readable image "
+                             f"({exc.__class__.__name__})") from None
+        arr.setflags(write=False)  # shared by every sample drawn from the cache
+        return arr
+
+    def count(self, scene: str) -> int:
+        """Number of images of ``scene``."""
+        return len(self.files[scene])
+
+    def image(self, scene: str, k: int) -> np.ndarray:
+        """Image ``k`` of ``scene``, uint8 (H, W, 3)."""
+        return self._read(self.files[scene][k])
 
     def others(self, scene: str) -> list[str]:
         """Scenes of another group than ``scene``'s."""
@@ -113,9 +127,9 @@ def draw_sample(data: SceneImages, kind: str, rng: np.random.Generator, *,
     if kind not in LABELS:
         raise ConfigError(f"unknown realism sample kind {kind!r}; choose from {list(KINDS)}")
     scene = data.scenes[int(rng.integers(len(data.scenes)))]
-    imgs = data.images[scene]
-    k = int(rng.integers(len(imgs)))
-    dst = imgs[k]
+    n_images = data.count(scene)
+    k = int(rng.integers(n_images))
+    dst = data.image(scene, k)
     h, w = dst.shape[:2]
     mask = random_blob_mask(h, w, float(rng.uniform(*coverage)), rng)
     if kind == "natural":
@@ -123,15 +137,15 @@ def draw_sample(data: SceneImages, kind: str, rng: np.random.Generator, *,
     if kind == "same_photo":
         src = _shifted(dst, mask, rng)
     elif kind == "relit":
-        if len(imgs) < 2:
+        if n_images < 2:
             raise InputError(f"scene {scene}: a relit sample needs two images")
-        src = imgs[(k + 1 + int(rng.integers(len(imgs) - 1))) % len(imgs)]
+        src = data.image(scene, (k + 1 + int(rng.integers(n_images - 1))) % n_images)
     else:
         others = data.others(scene)
         if not others:
             raise InputError("other_photo samples need scenes of two groups (photographs)")
-        other = data.images[others[int(rng.integers(len(others)))]]
-        src = fit_to(other[int(rng.integers(len(other)))], h, w)
+        other = others[int(rng.integers(len(others)))]
+        src = fit_to(data.image(other, int(rng.integers(data.count(other)))), h, w)
     m = mask[..., None] > 0.5
     return _augment(np.where(m, src, dst), mask, rng)
 
