@@ -348,7 +348,7 @@ def _save_state(path: Path, judge, opt, step: int, cfg: dict, log_rows: list) ->
 def _resume(path: Path, judge, opt, cfg: dict) -> tuple[int, list]:
     if not path.is_file():
         return 0, []
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("config") != cfg:
         log.warning("%s: saved with another realism config; starting afresh", path)
         return 0, []
