@@ -61,6 +61,7 @@ from torch import nn
 
 from .errors import ConfigError, InputError, ModelError
 from .io import atomic_path, to_float_image, to_mask
+from .models import resolve_device
 from .weights import lpips_weights_path
 
 __all__ = [
@@ -200,14 +201,6 @@ def view(image, mask=None, *, context: float = 2.0, size: int = VIEW_SIZE) -> to
     return t[0].clamp_(0.0, 1.0)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for, but torch sees no CUDA device")
-    return torch.device(name)
-
-
 @torch.inference_mode()
 def _batched(fn, views: list[torch.Tensor], device: torch.device, batch: int = 64):
     out = []
@@ -232,7 +225,7 @@ def load_judge(path, *, device: str = "auto") -> RealismJudge:
                          dropout=float(ckpt["config"]["dropout"]))
     judge.load_state_dict(ckpt["state"], strict=True)
     judge.context = float(ckpt["config"]["context"])
-    return judge.to(_device(device)).eval()
+    return judge.to(resolve_device(device)).eval()
 
 
 def score_images(judge: RealismJudge, images, masks=None, *, batch: int = 32) -> np.ndarray:
@@ -402,7 +395,7 @@ def train_judge(data, out_dir, *, seed: int = 0, lpips_weights=None, device: str
     state_path.parent.mkdir(parents=True, exist_ok=True)
     if threads:
         torch.set_num_threads(int(threads))
-    dev = _device(device)
+    dev = resolve_device(device)
     torch.manual_seed(int(seed))
     judge = RealismJudge(width=cfg["width"], dropout=cfg["dropout"])
     _load_backbone(judge, lpips_weights)
