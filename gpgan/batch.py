@@ -2,10 +2,11 @@
 
 Reads the test manifest written by :func:`gpgan.data.composites.make_test_composites`
 (``test.csv``: ``id, scene, src, dst, mask, gt, height, width, coverage``, paths
-relative to the manifest's folder), blends every composite with :func:`gpgan.blend`
-and writes ``<out_dir>/<id>.png`` plus ``<out_dir>/timing.csv`` (``id, seconds,
-megapixels``: wall time of the blend call alone, after a warm-up blend so one-off
-costs such as loading the GAN are not counted).
+relative to the manifest's folder; ``gt`` is not needed, so the cross-scene table of
+:func:`gpgan.data.composites.make_cross_composites` works too), blends every composite
+with :func:`gpgan.blend` and writes ``<out_dir>/<id>.png`` plus
+``<out_dir>/timing.csv`` (``id, seconds, megapixels``: wall time of the blend call
+alone, after a warm-up blend so one-off costs such as loading the GAN are not counted).
 """
 
 from __future__ import annotations
