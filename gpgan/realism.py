@@ -7,13 +7,15 @@ ground truth. RealismCNN's Caffe weights cannot be fetched here, so this module
 builds a judge from parts that can:
 
 - **Backbone**: the ImageNet AlexNet convolutions that LPIPS uses
-  (:mod:`gpgan.weights`), frozen. Its ReLU-2 map (192 channels, average-pooled from
-  27x27 to 13x13) and ReLU-5 map (256 channels, 13x13) of a 224x224 view are stacked.
-- **Head**: ``1x1 conv (448 -> width) - ReLU - 3x3 conv (width -> width) - ReLU``,
+  (:mod:`gpgan.weights`), frozen. Its ReLU-1 map (64 channels, 55x55; colour-opponent
+  filters), ReLU-2 map (192 channels, 27x27), both average-pooled to 13x13, and ReLU-5
+  map (256 channels, 13x13) of a 224x224 view are stacked (512 channels).
+- **Head**: ``1x1 conv (512 -> width) - ReLU - 3x3 conv (width -> width) - ReLU``
+  (channel dropout on its input while training),
   then the spatial mean and max of the map, then a linear layer to one logit.
-  The **score** is that logit: the log-odds that the view is natural (RealismCNN's
-  scores in the paper are of the same kind: about -0.7 for copy-paste, 0 for
-  natural-looking).
+  The **score** is that logit: the log-odds that the view is natural (0 =
+  undecided; the paper's RealismCNN scores are signed too, -0.696 for copy-paste and
+  -0.069 for GP-GAN, but on their own scale).
 - **View**: the whole image resized (squashed) to 224x224, or, given the pasted
   region's mask, the square around the mask's bounding box (:func:`context_box`)
   resized to 224x224, so that a small object in a large photograph is seen.
@@ -123,7 +125,7 @@ class RealismJudge(nn.Module):
         self.width = width
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The stacked backbone maps ``(N, 448, 13, 13)`` of views ``x``."""
+        """The stacked backbone maps ``(N, 512, 13, 13)`` of views ``x``."""
         x = (x - self.mean) / self.std
         taps = []
         for i, layer in enumerate(self.backbone):
@@ -299,7 +301,7 @@ def sample_features(judge: RealismJudge, data, mix: dict, n: int, seed: int, *,
                     coverage=(0.05, 0.4), mask_views: float = 0.5, context: float = 2.0,
                     progress: bool = False, desc: str = "realism features"):
     """Draw ``n`` samples (:func:`gpgan.data.realism.draw_samples`) and return their
-    backbone features (float16 ``(n, 448, 13, 13)``), labels (float32, 1 = natural),
+    backbone features (float16 ``(n, 512, 13, 13)``), labels (float32, 1 = natural),
     kinds and whether each view was mask-centred (a share ``mask_views``, seeded)."""
     from tqdm import tqdm
 
