@@ -28,6 +28,8 @@ Arrays: one rule (:func:`to_float_image`, :func:`to_mask`)
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import errno
 import os
 import shutil
@@ -371,6 +373,34 @@ def move_contents(folder, target) -> Path:
         os.replace(child, dst)
     folder.rmdir()
     return target
+
+
+@contextlib.contextmanager
+def staged_folder(target):
+    """Yield a new temporary sibling folder of ``target``; when the block succeeds its
+    entries are published into ``target`` (:func:`move_contents`). The temporary
+    folder is removed either way, so a step that fails leaves ``target`` as it was."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
+                                 dir=target.parent))
+    try:
+        yield work
+        move_contents(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_csv(path, columns, rows) -> Path:
+    """Write a CSV table atomically (:class:`atomic_path`): a header of ``columns``,
+    then ``rows`` (sequences in column order, or dicts keyed by column)."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows([r[c] for c in columns] if isinstance(r, dict) else r
+                         for r in rows)
+    return path
 
 
 _EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm"}

@@ -309,7 +309,6 @@ def compute_metrics(pred, gt, mask, *, metrics=METRICS, band_px: int = DEFAULT_B
     return {name: funcs[name]() for name in metrics}
 
 
-
 @functools.lru_cache(maxsize=2)
 def _judge(path: str, device: str):
     from .realism import load_judge
@@ -355,7 +354,4 @@ def realism(images, masks=None, *, model=None, device: str = "auto") -> np.ndarr
     """
     from .realism import score_images
 
-    path = find_judge(model)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such realism judge")
-    return score_images(_judge(str(path.resolve()), device), images, masks)
+    return score_images(_judge(str(find_judge(model).resolve()), device), images, masks)

@@ -49,7 +49,6 @@ convolutional neural networks. NeurIPS 2012.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -62,7 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, InputError, ModelError
-from .io import atomic_path, to_float_image, to_mask
+from .io import atomic_path, to_float_image, to_mask, write_csv
 from .models import resolve_device
 from .weights import lpips_weights_path
 
@@ -357,14 +356,6 @@ def _resume(path: Path, judge, opt, cfg: dict) -> tuple[int, list]:
     return int(state["step"]), list(state["log"])
 
 
-def _write_rows(path: Path, fields, rows) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
 def train_judge(data, out_dir, *, seed: int = 0, lpips_weights=None, device: str = "auto",
                 threads: int | None = None, progress: bool = True,
                 stop_after: int | None = None, **options) -> Path:
@@ -441,7 +432,7 @@ def train_judge(data, out_dir, *, seed: int = 0, lpips_weights=None, device: str
     with atomic_path(path) as tmp:
         torch.save({"format": JUDGE_FORMAT, "config": cfg, "seed": int(seed),
                     "state": {k: v.cpu() for k, v in judge.state_dict().items()}}, tmp)
-    _write_rows(out / "train_log.csv", ["step", "loss", "accuracy", "seconds"], rows)
+    write_csv(out / "train_log.csv", ["step", "loss", "accuracy", "seconds"], rows)
     summary = {"steps": cfg["steps"], "samples": cfg["n_samples"],
                "feature_seconds": round(feature_s, 2), "head_seconds": round(head_s, 2),
                "final_loss": float(rows[-1]["loss"]) if rows else None}
@@ -487,7 +478,7 @@ def validate_judge(judge: RealismJudge, data, out_dir, *, n: int = 800, seed: in
                        if (kinds == k).any()}
         rows += [{"kind": k, "view": name, "score": f"{s:.5f}"} for k, s in zip(kinds, scores)]
     out = Path(out_dir)
-    _write_rows(out / "validation.csv", ["kind", "view", "score"], rows)
+    write_csv(out / "validation.csv", ["kind", "view", "score"], rows)
     result = {"auc": auc, "mean": means, "n": n, "scenes": len(data.scenes)}
     with atomic_path(out / "validation.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
@@ -516,22 +507,15 @@ def build_judge(scenes_root, splits_csv, out_dir, *, groups=None, seed: int = 0,
         Scene -> photograph group (:func:`gpgan.data.scenes.read_groups`): composites
         of kind ``other_photo`` take their region from another group.
     """
-    import pandas as pd
-
     from .data.realism import SceneImages
-    from .data.scenes import list_scenes, read_groups
+    from .data.scenes import list_scenes, read_groups, read_splits
 
-    splits_csv = Path(splits_csv)
-    if not splits_csv.is_file():
-        raise InputError(f"{splits_csv}: no such file")
-    splits = pd.read_csv(splits_csv, dtype=str)
-    if list(splits.columns[:2]) != ["scene", "split"]:
-        raise InputError(f"{splits_csv}: expected columns scene,split")
-    if groups is not None and not isinstance(groups, dict):
+    splits = read_splits(splits_csv)
+    if groups is not None:
         groups = read_groups(groups)
-    index = list_scenes(scenes_root)
-    train = [s for s in splits.loc[splits["split"] == "train", "scene"] if s in index]
-    held = [s for s in splits.loc[splits["split"] != "train", "scene"] if s in index]
+    index = list_scenes(scenes_root, list(splits), decode=False)  # decoded by `composites`
+    train = [s for s, k in splits.items() if k == "train" and s in index]
+    held = [s for s, k in splits.items() if k != "train" and s in index]
     if not train or not held:
         raise InputError(f"{splits_csv}: the judge needs train scenes and held-out scenes, "
                          f"got {len(train)} and {len(held)}")

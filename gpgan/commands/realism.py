@@ -27,9 +27,7 @@ def run(args) -> int:
     from ..io import read_image, read_mask
     from ..metrics import find_judge, realism
 
-    model = find_judge(args.model)
-    if not model.is_file():
-        raise InputError(f"{model}: no such realism judge")
+    model = find_judge(args.model)  # before reading any image: a missing judge is one line
     masks = None
     if args.mask:
         if len(args.mask) not in (1, len(args.images)):

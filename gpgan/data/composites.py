@@ -40,19 +40,18 @@ copy-paste error is then entirely inside the mask, which is what fMSE/fPSNR meas
 
 from __future__ import annotations
 
-import csv
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, InputError
-from ..io import atomic_path, move_contents, read_mask
+from ..io import atomic_path, read_mask, staged_folder, write_csv
 from .crop import list_images
-from .scenes import check_fractions, list_scenes, paired_scenes, read_groups, split_scenes
+from .scenes import (check_fractions, list_scenes, paired_scenes, read_groups, read_splits,
+                     split_scenes)
 
 __all__ = [
     "TRAIN_COLUMNS",
@@ -114,16 +113,6 @@ def _check_test_options(coverage, max_size, masks_root) -> tuple[float, float]:
 def _scene_shape(root: Path, rel: str) -> tuple[int, int]:
     with Image.open(root / rel) as im:
         return im.size[1], im.size[0]
-
-
-def _write_csv(path: Path, columns, rows) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            writer.writerows(rows)
-    return path
 
 
 def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: int,
@@ -211,7 +200,7 @@ def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: 
     seeds = rng.integers(0, 2**31 - 1, size=n_samples)
     rows = zip((names[k] for k in which), obj, bg, *box.T.tolist(), flips.tolist(),
                (f"{c:.4f}" if c else "0" for c in cover), seeds.tolist())
-    return _write_csv(out_csv, TRAIN_COLUMNS, rows)
+    return write_csv(out_csv, TRAIN_COLUMNS, rows)
 
 
 def random_blob_mask(height: int, width: int, coverage: float,
@@ -361,7 +350,7 @@ def make_test_composites(scenes_root, scenes, out_dir, *, n: int, seed: int,
         rows.append((cid, scene, f"{cid}/src.png", f"{cid}/dst.png", f"{cid}/mask.png",
                      f"{cid}/gt.png", h, w, f"{float(m.mean()):.6f}"))
     _remove_stale_composites(out_dir, n)
-    return _write_csv(out_dir / csv_name, TEST_COLUMNS, rows)
+    return write_csv(out_dir / csv_name, TEST_COLUMNS, rows)
 
 
 def _remove_stale_composites(out_dir: Path, n: int) -> None:
@@ -400,22 +389,17 @@ def make_cross_composites(scenes_root, splits_csv, out_dir, *, n: int, seed: int
     coverage : (float, float)
         Range of the mask's coverage of the destination.
     """
-    import pandas as pd
-
     from .realism import fit_to
 
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
     lo, hi = _check_test_options(coverage, None, None)
-    splits_csv = Path(splits_csv)
-    if not splits_csv.is_file():
-        raise InputError(f"{splits_csv}: no such file")
-    table = pd.read_csv(splits_csv, dtype=str)
-    if groups is not None and not isinstance(groups, dict):
+    table = read_splits(splits_csv)
+    if groups is not None:
         groups = read_groups(groups)
     root = Path(scenes_root)
-    chosen = table.loc[table["split"].isin(list(splits)), "scene"].tolist()
-    index = list_scenes(root, chosen, min_images=1) if chosen else {}
+    chosen = [s for s, k in table.items() if k in splits]
+    index = list_scenes(root, chosen, min_images=1, decode=False) if chosen else {}
     names = sorted(index)
     group = {s: (groups or {}).get(s, s) for s in names}
     if len({group[s] for s in names}) < 2:
@@ -425,10 +409,8 @@ def make_cross_composites(scenes_root, splits_csv, out_dir, *, n: int, seed: int
     rng = np.random.default_rng(seed)
     order = [names[i] for i in rng.permutation(len(names))]
     out_dir = Path(out_dir)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
-                                 dir=_parent(out_dir)))
     rows = []
-    try:
+    with staged_folder(out_dir) as work:
         for i in range(n):
             scene = order[i % len(order)]
             others = [s for s in names if group[s] != group[scene]]
@@ -446,18 +428,9 @@ def make_cross_composites(scenes_root, splits_csv, out_dir, *, n: int, seed: int
                     Image.fromarray(arr).save(tmp, format="PNG")
             rows.append((cid, scene, other, f"{cid}/src.png", f"{cid}/dst.png",
                          f"{cid}/mask.png", h, w, f"{float(m.mean()):.6f}"))
-        _write_csv(work / csv_name, CROSS_COLUMNS, rows)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        move_contents(work, out_dir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        write_csv(work / csv_name, CROSS_COLUMNS, rows)
+    _remove_stale_composites(out_dir, n)
     return out_dir / csv_name
-
-
-def _parent(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.parent
 
 
 def read_test_csv(test_csv, *, ground_truth: bool = True):
@@ -540,7 +513,7 @@ def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
     sampling = dict(scale=tuple(scale), aspect=float(aspect), flip=float(flip),
                     coverage=tuple(coverage) if train_masks == "blob" else None)
     _check_sampling(**sampling)
-    if groups is not None and not isinstance(groups, dict):
+    if groups is not None:
         groups = read_groups(groups)
     index = list_scenes(scenes_root, on_error=on_error)
     splits = split_scenes(index, fractions, seed, groups=groups)
@@ -554,13 +527,10 @@ def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
                 f"(fraction {fractions[name]:g}) empty: need at least {len(wanted)} "
                 f"scenes, or set its fraction (or n_{name}) to 0")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
-                                 dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as work:
         seeds = np.random.SeedSequence(seed).generate_state(4)
-        written = {"splits": _write_csv(work / "splits.csv", ("scene", "split"),
-                                        [(s, k) for k, v in splits.items() for s in v])}
+        written = {"splits": write_csv(work / "splits.csv", ("scene", "split"),
+                                       [(s, k) for k, v in splits.items() for s in v])}
         for k, name in enumerate(("train", "val")):
             if name in wanted and counts[name] > 0:
                 written[name] = write_train_manifest(
@@ -578,11 +548,8 @@ def build_composites(scenes_root, out_dir, *, seed: int = 0, fractions=None,
                 n=n_val_blends, seed=int(seeds[3]), coverage=coverage, max_size=max_size,
                 masks_root=masks_root, csv_name="validation.csv")
             written["validation"] = work / "validation"
-        move_contents(work, out_dir)
-        if "test" in wanted:
-            _remove_stale_composites(out_dir, n_test)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    if "test" in wanted:
+        _remove_stale_composites(out_dir, n_test)
     paths = {k: out_dir / p.name for k, p in written.items()}
     if "validation" in paths:
         paths["validation"] = out_dir / "validation" / "validation.csv"

@@ -21,7 +21,7 @@ from ..errors import ConfigError, InputError
 from .crop import list_images
 
 __all__ = ["list_scenes", "scene_index", "paired_scenes", "check_on_error",
-           "check_fractions", "split_scenes", "read_groups"]
+           "check_fractions", "split_scenes", "read_groups", "read_splits"]
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,10 @@ def split_scenes(scenes, fractions=None, seed: int = 0, groups=None) -> dict[str
 
 def read_groups(path) -> dict[str, str]:
     """``{scene: group}`` from a CSV with ``scene`` and ``group`` columns (extra columns,
-    e.g. those of the demo dataset's ``variants.csv``, are ignored)."""
+    e.g. those of the demo dataset's ``variants.csv``, are ignored); a dict is returned
+    as it is (callers take either)."""
+    if isinstance(path, dict):
+        return path
     path = Path(path)
     try:
         with open(path, newline="") as f:
@@ -187,6 +190,20 @@ def read_groups(path) -> dict[str, str]:
     if rows and not {"scene", "group"} <= set(rows[0]):
         raise InputError(f"{path}: needs 'scene' and 'group' columns, got {list(rows[0])}")
     return {r["scene"]: r["group"] for r in rows}
+
+
+def read_splits(path) -> dict[str, str]:
+    """``{scene: split}`` from ``splits.csv`` (columns ``scene,split``, written by
+    :func:`gpgan.data.composites.build_composites`)."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the splits ({exc.strerror})") from None
+    if not rows or not {"scene", "split"} <= set(rows[0]):
+        raise InputError(f"{path}: needs 'scene' and 'split' columns and at least one row")
+    return {r["scene"]: r["split"] for r in rows}
 
 
 def paired_scenes(root, scenes, on_error, what: str):
