@@ -175,35 +175,31 @@ def split_scenes(scenes, fractions=None, seed: int = 0, groups=None) -> dict[str
     return {k: sorted(v) for k, v in out.items()}
 
 
-def read_groups(path) -> dict[str, str]:
-    """``{scene: group}`` from a CSV with ``scene`` and ``group`` columns (extra columns,
-    e.g. those of the demo dataset's ``variants.csv``, are ignored); a dict is returned
-    as it is (callers take either)."""
-    if isinstance(path, dict):
-        return path
+def _scene_column(path, column: str, what: str) -> dict[str, str]:
+    """``{scene: <column>}`` from a CSV with ``scene`` and ``column`` columns (extra
+    columns are ignored)."""
     path = Path(path)
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except OSError as exc:
-        raise InputError(f"{path}: cannot read the scene groups ({exc.strerror})") from None
-    if rows and not {"scene", "group"} <= set(rows[0]):
-        raise InputError(f"{path}: needs 'scene' and 'group' columns, got {list(rows[0])}")
-    return {r["scene"]: r["group"] for r in rows}
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    if rows and not {"scene", column} <= set(rows[0]):
+        raise InputError(f"{path}: needs 'scene' and '{column}' columns, got {list(rows[0])}")
+    return {r["scene"]: r[column] for r in rows}
+
+
+def read_groups(path) -> dict[str, str]:
+    """``{scene: group}`` from a CSV with ``scene`` and ``group`` columns (extra columns,
+    e.g. those of the demo dataset's ``variants.csv``, are ignored); a dict is returned
+    as it is (callers take either)."""
+    return path if isinstance(path, dict) else _scene_column(path, "group", "scene groups")
 
 
 def read_splits(path) -> dict[str, str]:
     """``{scene: split}`` from ``splits.csv`` (columns ``scene,split``, written by
     :func:`gpgan.data.composites.build_composites`)."""
-    path = Path(path)
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the splits ({exc.strerror})") from None
-    if not rows or not {"scene", "split"} <= set(rows[0]):
-        raise InputError(f"{path}: needs 'scene' and 'split' columns and at least one row")
-    return {r["scene"]: r["split"] for r in rows}
+    return _scene_column(path, "split", "splits")
 
 
 def paired_scenes(root, scenes, on_error, what: str):
