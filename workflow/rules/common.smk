@@ -127,13 +127,9 @@ def unsupervised_data():
     }
 
 
-def train_gpu(wildcards):
-    """Ask the executor for a GPU when the run is configured for CUDA."""
-    return 1 if config["train"]["device"] == "cuda" else 0
-
-
-def train_unsupervised_gpu(wildcards):
-    return 1 if config["train_unsupervised"]["device"] == "cuda" else 0
+def gpus(section):
+    """GPUs to ask the executor for: 1 when the section's device is CUDA."""
+    return 1 if config[section]["device"] == "cuda" else 0
 
 
 def train_runtime(wildcards, attempt):
@@ -145,17 +141,17 @@ def train_unsupervised_runtime(wildcards, attempt):
     return config["train_unsupervised"]["runtime_min"] * attempt
 
 
-def blended(methods=METHODS):
-    """Every blended image and timing file of ``methods``: one file each, so that a
-    blend changed or truncated after the fact makes evaluate run (and fail on it)."""
-    files = [f"{i}.png" for i in TEST_IDS] + ["timing.csv"]
-    return expand(f"{RUN}/blends/{{method}}/{{file}}", method=methods, file=files)
+def blended(methods=METHODS, folder="blends", ids=TEST_IDS):
+    """Every blended image and timing file of ``methods`` in ``folder``: one file each,
+    so that a blend changed or truncated after the fact makes evaluate run (and fail
+    on it)."""
+    files = [f"{i}.png" for i in ids] + ["timing.csv"]
+    return expand(f"{RUN}/{folder}/{{method}}/{{file}}", method=methods, file=files)
 
 
-def cross_blended(methods=METHODS):
-    """Every blended cross-scene composite and timing file of ``methods``."""
-    files = [f"{i}.png" for i in CROSS_IDS] + ["timing.csv"]
-    return expand(f"{RUN}/cross/blends/{{method}}/{{file}}", method=methods, file=files)
+def cross_blended():
+    """Every blended cross-scene composite and timing file."""
+    return blended(folder="cross/blends", ids=CROSS_IDS)
 
 
 #: Keys of the realism section that are gpgan.realism.JUDGE_DEFAULTS options (the
@@ -172,10 +168,6 @@ JUDGE_KEYS = [
 def judge_options():
     """gpgan.realism.train_judge options of the realism section."""
     return {k: REALISM[k] for k in JUDGE_KEYS}
-
-
-def realism_gpu(wildcards):
-    return 1 if REALISM["device"] == "cuda" else 0
 
 
 def blend_model(wildcards):

@@ -68,7 +68,7 @@ rule train_realism:
         "../../envs/gpgan.yaml"
     threads: all_cores
     resources:
-        gpu=realism_gpu,
+        gpu=gpus("realism"),
     params:
         options=judge_options(),
         groups=scene_groups(),

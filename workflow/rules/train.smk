@@ -25,7 +25,7 @@ if not released("gp-gan"):
             "../../envs/gpgan.yaml"
         threads: all_cores
         resources:
-            gpu=train_gpu,
+            gpu=gpus("train"),
             runtime=train_runtime,
         params:
             cfg=train_config(),
@@ -73,7 +73,7 @@ if not released("gp-gan-unsupervised"):
             "../../envs/gpgan.yaml"
         threads: all_cores
         resources:
-            gpu=train_unsupervised_gpu,
+            gpu=gpus("train_unsupervised"),
             runtime=train_unsupervised_runtime,
         params:
             cfg=train_config("train_unsupervised"),
