@@ -382,6 +382,8 @@ def train_judge(data, out_dir, *, seed: int = 0, lpips_weights=None, device: str
         ``mask_views``, ``context``, ``width``, ``steps``, ``batch_size``, ``lr``,
         ``weight_decay``, ``checkpoint_every``, ``log_every``.
     """
+    from tqdm import tqdm
+
     cfg = _judge_config(options)
     out = Path(out_dir)
     state_path = out / "state" / "judge_state.pt"
@@ -393,18 +395,17 @@ def train_judge(data, out_dir, *, seed: int = 0, lpips_weights=None, device: str
     judge = RealismJudge(width=cfg["width"], dropout=cfg["dropout"])
     _load_backbone(judge, lpips_weights)
     judge = judge.to(dev).eval()
-    t0 = time.perf_counter()
-    feats, labels, _, _ = sample_features(
-        judge, data, cfg["mix"], cfg["n_samples"], seed, coverage=cfg["coverage"],
-        mask_views=cfg["mask_views"], context=cfg["context"], progress=progress)
-    feature_s = time.perf_counter() - t0
     opt = torch.optim.Adam([*judge.head.parameters(), *judge.fc.parameters()],
                            lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     step, rows = _resume(state_path, judge, opt, cfg)
+    t0 = time.perf_counter()
+    if step < cfg["steps"]:  # a finished state needs no features
+        feats, labels, _, _ = sample_features(
+            judge, data, cfg["mix"], cfg["n_samples"], seed, coverage=cfg["coverage"],
+            mask_views=cfg["mask_views"], context=cfg["context"], progress=progress)
+    feature_s = time.perf_counter() - t0
     judge.train()
     t1 = time.perf_counter()
-    from tqdm import tqdm
-
     bar = tqdm(total=cfg["steps"], initial=step, desc="realism head", disable=not progress)
     while step < cfg["steps"]:
         ids = _batch_ids(len(labels), cfg["batch_size"], step, seed)
@@ -418,7 +419,8 @@ def train_judge(data, out_dir, *, seed: int = 0, lpips_weights=None, device: str
         bar.update(1)
         if step % cfg["log_every"] == 0 or step == cfg["steps"]:
             acc = float(((logits.detach() > 0).float() == y).float().mean())
-            rows.append({"step": step, "loss": f"{float(loss.detach()):.6f}", "accuracy": f"{acc:.4f}",
+            rows.append({"step": step, "loss": f"{float(loss.detach()):.6f}",
+                         "accuracy": f"{acc:.4f}",
                          "seconds": f"{time.perf_counter() - t1:.3f}"})
         if step % cfg["checkpoint_every"] == 0 or step == cfg["steps"]:
             _save_state(state_path, judge, opt, step, cfg, rows)
