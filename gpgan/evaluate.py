@@ -410,12 +410,18 @@ def evaluate_realism(cross_csv, blends_root, methods, judge, out_dir, *, use_mas
             raise InputError(f"{blends_root / method}: no blends for method {method!r}")
     model = load_judge(judge, device=device)
     rows = []
-    for method in tqdm(methods, desc="realism", disable=not progress, unit="method"):
-        images = [read_image(blends_root / method / f"{i}.png") for i in tests["id"]]
-        masks = [read_mask(p) for p in tests["mask"]] if use_mask else None
-        scores = score_images(model, images, masks)
-        rows += [{"id": i, "method": method, "realism": float(s)}
-                 for i, s in zip(tests["id"], scores)]
+    chunk = 32  # images read per call: memory stays bounded at any test-set size
+    with tqdm(total=len(methods) * len(tests), desc="realism", unit="img",
+              disable=not progress) as bar:
+        for method in methods:
+            for start in range(0, len(tests), chunk):
+                part = tests.iloc[start:start + chunk]
+                images = [read_image(blends_root / method / f"{i}.png") for i in part["id"]]
+                masks = [read_mask(p) for p in part["mask"]] if use_mask else None
+                scores = score_images(model, images, masks)
+                rows += [{"id": i, "method": method, "realism": float(s)}
+                         for i, s in zip(part["id"], scores)]
+                bar.update(len(part))
     per_image = pd.DataFrame(rows, columns=["id", "method", "realism"])
     wide = per_image.pivot(index="id", columns="method", values="realism")
     summary = []

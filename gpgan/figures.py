@@ -155,6 +155,8 @@ def realism_bars(summary_csv, out_png) -> Path:
     summary_csv : str or Path
         ``summary.csv`` from :func:`gpgan.evaluate.evaluate_realism`.
     """
+    from scipy.stats import binomtest
+
     from .evaluate import PAPER_REALISM
 
     s = _read_csv(summary_csv, ["method", "n", "mean", "ci95_low", "ci95_high",
@@ -177,14 +179,14 @@ def realism_bars(summary_csv, out_png) -> Path:
     ax.set_title("Realism score ↑ (log-odds natural)", fontsize=10)
     ax.legend(fontsize=7)
     others = [i for i, m in enumerate(methods) if m != "copy-paste"]
-    n = s["n"].to_numpy(dtype=float)[others]
+    n = s["n"].to_numpy(dtype=int)[others]
     p = s["beats_copy_paste"].to_numpy(dtype=float)[others]
-    z = 1.959964
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    cis = [binomtest(int(round(pi * ni)), int(ni)).proportion_ci(method="wilson")
+           for pi, ni in zip(p, n)]
     xo = np.arange(len(others))
-    bx.bar(xo, 100 * p, color=colors[others],
-           yerr=[100 * (p - (centre - half)), 100 * ((centre + half) - p)], capsize=3)
+    bx.bar(xo, 100 * p, color=colors[others], capsize=3,
+           yerr=[[100 * (pi - ci.low) for pi, ci in zip(p, cis)],
+                 [100 * (ci.high - pi) for pi, ci in zip(p, cis)]])
     bx.axhline(50.0, color="grey", linewidth=0.8, linestyle="--")
     bx.set_ylim(0, 100)
     bx.set_title("Beats copy-paste (% of composites, 95% CI)", fontsize=10)

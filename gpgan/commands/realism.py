@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import InputError
 
 
@@ -35,8 +37,15 @@ def run(args) -> int:
                              f"{len(args.images)} image(s)")
         masks = [read_mask(m) for m in args.mask]
         masks = masks * len(args.images) if len(masks) == 1 else masks
-    images = [read_image(p) for p in args.images]
-    scores = realism(images, masks, model=model, device=args.device)
-    for path, score in zip(args.images, scores):
-        print(f"{score:+.4f}\t{path}")
+    missing = [p for p in args.images if not Path(p).is_file()]
+    if missing:  # before any score is printed
+        raise InputError(f"{missing[0]}: no such file")
+    chunk = 32  # images read at a time: any number of files in bounded memory
+    for start in range(0, len(args.images), chunk):
+        paths = args.images[start:start + chunk]
+        scores = realism([read_image(p) for p in paths],
+                         None if masks is None else masks[start:start + chunk],
+                         model=model, device=args.device)
+        for path, score in zip(paths, scores):
+            print(f"{score:+.4f}\t{path}", flush=True)
     return 0
