@@ -7,7 +7,7 @@ Layout of ``out_dir`` (``docs/training.md``)::
       checkpoints/iter_XXXXXXX.pt   every `checkpoint_every` iterations, atomic; the
                                     newest holds the full training state (G, D, both
                                     optimiser states, AMP scalers, RNG states, batch
-                                    position, config); older ones are slimmed to the
+                                    position, config, precision); older ones are slimmed to the
                                     generator (+ config) once a newer one exists
       train_log.csv             running log (truncated to the checkpoint on resume)
       samples/iter_XXXXXXX_{train,val}.png   rows: composite | G(composite) | truth
@@ -233,25 +233,31 @@ class RunFolder:
         self.log_path = self.state / "train_log.csv"
         self.done = self.out / "done"
 
-    def resume(self, nets: Nets, cfg: dict, total: int, fp16: bool) -> Position:
-        """Load the newest checkpoint of ``state/`` into ``nets`` and the RNGs; the
-        position to continue from (zero for a new run). Also removes temp files of a
-        killed atomic write and truncates the running log to the checkpoint."""
+    def newest(self) -> tuple[Path, dict] | None:
+        """The newest checkpoint of ``state/`` and its contents, or None for a new run.
+        Also removes temp files of a killed atomic write."""
         for folder in (self.ckpts, self.samples, self.state):
             if folder.is_dir():
                 for junk in folder.glob(".*.tmp*"):
                     junk.unlink(missing_ok=True)
-        pos = Position()
         existing = _saved(self.ckpts)
-        if existing:
-            pos = self._load(existing[-1], nets, cfg, total, fp16)
+        return (existing[-1], load_checkpoint(existing[-1])) if existing else None
+
+    def resume(self, nets: Nets, cfg: dict, total: int, scaled: bool,
+               newest: tuple[Path, dict] | None) -> Position:
+        """Load ``newest`` (:meth:`newest`) into ``nets`` and the RNGs; the position to
+        continue from (zero for a new run, ``newest`` None). Also truncates the running
+        log to the checkpoint. ``scaled``: the run uses float16 gradient scalers."""
+        pos = Position()
+        if newest is not None:
+            pos = self._load(*newest, nets, cfg, total, scaled)
         if pos.iteration < total:
             self.done.unlink(missing_ok=True)
         _write_log(self.log_path, _read_log(self.log_path, pos.iteration))
         return pos
 
-    def _load(self, path: Path, nets: Nets, cfg: dict, total: int, fp16: bool) -> Position:
-        ckpt = load_checkpoint(path)
+    def _load(self, path: Path, ckpt: dict, nets: Nets, cfg: dict, total: int,
+              scaled: bool) -> Position:
         if ckpt.get("kind") != "training":
             raise TrainingError(f"{path}: newest checkpoint lacks the training state; "
                                 "cannot resume")
@@ -270,7 +276,7 @@ class RunFolder:
                              f"({' '.join(str(exc).split())[:200]})") from None
         nets.opt_g.load_state_dict(ckpt["opt_g"])
         nets.opt_d.load_state_dict(ckpt["opt_d"])
-        if fp16 and ckpt.get("scaler_g"):
+        if scaled and ckpt.get("scaler_g"):
             nets.scaler_g.load_state_dict(ckpt["scaler_g"])
             nets.scaler_d.load_state_dict(ckpt["scaler_d"])
         _set_rng_state(ckpt["rng"])
@@ -299,9 +305,11 @@ class RunFolder:
         with open(self.log_path, "a", newline="") as fh:
             csv.DictWriter(fh, fieldnames=LOG_FIELDS).writerow(row)
 
-    def save(self, nets: Nets, pos: Position, cfg: dict, samples: dict, device) -> Path:
-        """Write the full training checkpoint of ``pos`` (atomic), slim the older ones to
-        their generator, and draw the sample grids of ``samples`` (split -> batch)."""
+    def save(self, nets: Nets, pos: Position, cfg: dict, samples: dict, device,
+             precision: dict) -> Path:
+        """Write the full training checkpoint of ``pos`` (atomic; with ``precision``,
+        :meth:`gpgan.precision.Precision.as_dict`), slim the older ones to their
+        generator, and draw the sample grids of ``samples`` (split -> batch)."""
         self.ckpts.mkdir(parents=True, exist_ok=True)
         previous = _saved(self.ckpts)
         path = self.ckpts / _ckpt_name(pos.iteration)
@@ -312,7 +320,7 @@ class RunFolder:
             "opt_d": nets.opt_d.state_dict(), "scaler_g": nets.scaler_g.state_dict(),
             "scaler_d": nets.scaler_d.state_dict(), "rng": _rng_state(),
             "iteration": pos.iteration, "batches": pos.batches, "seconds": pos.seconds,
-            "config": dict(cfg),
+            "config": dict(cfg), "precision": dict(precision),
         }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)

@@ -48,7 +48,6 @@ import math
 import random
 import sys
 import time
-from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -57,6 +56,7 @@ from torch import nn
 from .checkpoints import Nets, Position, RunFolder, sample_inputs
 from .errors import ConfigError, InputError, TrainingError
 from .models import Critic, Generator, LatentGenerator, resolve_device
+from .precision import Precision, choose_precision
 from .trainconfig import (DEFAULT_CONFIG, DEMO_CONFIG, PAPER_CONFIG,
                           PAPER_UNSUPERVISED_CONFIG, batches_per_iteration, critic_steps,
                           iterations_for_epochs, resolve_config)
@@ -79,8 +79,10 @@ __all__ = [
 ]
 
 #: Memory format of the models and batches: channels-last made a demo iteration 13 %
-#: faster on this CPU (0.337 -> 0.294 s, bfloat16 autocast, 2 threads); the results
-#: do not depend on it beyond float round-off, and a resumed run stays bitwise.
+#: faster on an AVX-512 BF16 CPU (0.337 -> 0.294 s, bfloat16 autocast, 2 threads) and
+#: on one restricted to AVX2, float32: D step 0.229 -> 0.203 s, G step 0.371 ->
+#: 0.268 s; the results do not depend on it beyond float round-off, and a resumed run
+#: stays bitwise.
 _FORMAT = torch.channels_last
 
 
@@ -185,8 +187,9 @@ def _length(cfg: dict, train_dataset, val_dataset) -> int:
     return total
 
 
-def _networks(cfg: dict, device: torch.device) -> Nets:
-    """G, D (seeded initialisation), their optimisers and AMP gradient scalers."""
+def _networks(cfg: dict, device: torch.device, precision: Precision) -> Nets:
+    """G, D (seeded initialisation), their optimisers and AMP gradient scalers (enabled
+    for float16 autocast only)."""
     torch.manual_seed(cfg["seed"])
     np.random.seed(cfg["seed"] % 2 ** 32)
     random.seed(cfg["seed"])
@@ -198,10 +201,9 @@ def _networks(cfg: dict, device: torch.device) -> Nets:
                       affine_grid=cfg["affine_grid"])
     G = G.to(device, memory_format=_FORMAT)
     D = Critic(cfg["image_size"], cfg["critic_width"]).to(device, memory_format=_FORMAT)
-    fp16 = _fp16(cfg)
     return Nets(G, D, _optimizer(G, cfg["lr_g"], cfg), _optimizer(D, cfg["lr_d"], cfg),
-                torch.amp.GradScaler("cuda", enabled=fp16),
-                torch.amp.GradScaler("cuda", enabled=fp16))
+                torch.amp.GradScaler("cuda", enabled=precision.scaled),
+                torch.amp.GradScaler("cuda", enabled=precision.scaled))
 
 
 def _optimizer(net: nn.Module, lr: float, cfg: dict) -> torch.optim.Optimizer:
@@ -212,18 +214,20 @@ def _optimizer(net: nn.Module, lr: float, cfg: dict) -> torch.optim.Optimizer:
     return torch.optim.Adam(net.parameters(), lr=lr, betas=(cfg["beta1"], cfg["beta2"]))
 
 
-def _fp16(cfg: dict) -> bool:
-    return cfg["amp"] and cfg["amp_dtype"] == "float16"
-
-
-def _autocast(cfg: dict, device: torch.device):
-    """The autocast context factory of ``amp`` (a no-op context without it)."""
-    if not cfg["amp"]:
-        return nullcontext
-    if device.type == "cpu" and cfg["amp_dtype"] != "bfloat16":
-        raise ConfigError("amp on the CPU needs amp_dtype: bfloat16")
-    dtype = getattr(torch, cfg["amp_dtype"])
-    return lambda: torch.autocast(device.type, dtype=dtype)
+def _precision(cfg: dict, device: torch.device, newest) -> Precision:
+    """The run's precision (:func:`gpgan.precision.choose_precision`); ``amp: auto``
+    resumes with the one the run started with (recorded in its checkpoints; a run
+    saved before precision was recorded used its config's ``amp``)."""
+    recorded = None
+    if newest is not None:
+        ckpt = newest[1]
+        recorded = ckpt.get("precision")
+        was = (ckpt.get("config") or {}).get("amp")
+        if recorded is None and isinstance(was, bool):
+            dtype = (ckpt["config"].get("amp_dtype") or "bfloat16") if was else "float32"
+            recorded = {"dtype": dtype, "reason": f"amp: {str(was).lower()} in the run's "
+                                                  "saved config"}
+    return choose_precision(cfg["amp"], cfg["amp_dtype"], device, recorded)
 
 
 class BlendingTask:
@@ -385,11 +389,14 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
         torch.set_num_threads(int(threads))
     device = resolve_device(cfg["device"])
     total = _length(cfg, train_dataset, val_dataset)
-    autocast = _autocast(cfg, device)
-    nets = _networks(cfg, device)
-    task = LatentTask(cfg, device) if cfg["model"] == "unsupervised" else BlendingTask(cfg)
     run = RunFolder(out_dir)
-    pos = run.resume(nets, cfg, total, _fp16(cfg))
+    newest = run.newest()
+    precision = _precision(cfg, device, newest)
+    autocast = precision.context(device.type)
+    nets = _networks(cfg, device, precision)
+    task = LatentTask(cfg, device) if cfg["model"] == "unsupervised" else BlendingTask(cfg)
+    pos = run.resume(nets, cfg, total, precision.scaled, newest)
+    del newest
     if pos.iteration:
         _say(progress, f"resuming from iteration {pos.iteration} in {run.ckpts}")
     done = run.finished(pos, total)
@@ -401,7 +408,8 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
     nets.D.train()
     last = run.last_losses()
     _say(progress, f"training {total} iterations on {device} "
-                   f"(G {sum(p.numel() for p in nets.G.parameters()):,} parameters)")
+                   f"(G {sum(p.numel() for p in nets.G.parameters()):,} parameters) in "
+                   f"{precision.describe()}")
     batches = _Batches(task.data(train_dataset), cfg, pos, device)
     bar = _progress_bar(total, pos.iteration, progress)
     t_row, imgs_row = time.perf_counter(), 0
@@ -430,14 +438,15 @@ def train(cfg: dict, train_dataset, val_dataset, out_dir, *, threads: int | None
                 shown = ("errD", "l2") if "l2" in last else ("errD", "errG")
                 bar.set_postfix({k: f"{last[k]:.3g}" for k in shown})
             if pos.iteration % cfg["checkpoint_every"] == 0 or pos.iteration == total:
-                run.save(nets, pos, cfg, samples, device)
+                run.save(nets, pos, cfg, samples, device, precision.as_dict())
             bar.update(1)
     finally:
         bar.close()
         del batches
     result = run.publish(nets.G, pos, cfg, {"iterations": pos.iteration,
                                             "seconds": round(pos.seconds, 3),
-                                            "device": str(device), **last})
+                                            "device": str(device),
+                                            "precision": precision.as_dict(), **last})
     _say(progress, f"finished {pos.iteration} iterations in {pos.seconds:.1f} s -> "
                    f"{result['final']}")
     return result

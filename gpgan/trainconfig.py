@@ -14,6 +14,7 @@ so the workflow, ``gpgan train --config`` and the Python API train the same thin
 from __future__ import annotations
 
 from .errors import ConfigError
+from .precision import AMP_CHOICES
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -78,8 +79,8 @@ DEFAULT_CONFIG: dict = {
     "n_samples": 8,
     # hardware
     "device": "auto",
-    "amp": False,  # mixed precision (autocast); on the CPU only bfloat16
-    "amp_dtype": "bfloat16",  # or "float16" (CUDA only; uses gradient scalers)
+    "amp": "auto",  # autocast: "auto" (bfloat16 where native, gpgan.precision), true, false
+    "amp_dtype": "bfloat16",  # amp: true's type, or "float16" (CUDA only; gradient scalers)
 }
 
 #: The paper's schedule: 25 epochs over 150,000 composites, batch 64 (a GPU day).
@@ -95,11 +96,11 @@ PAPER_UNSUPERVISED_CONFIG: dict = dict(DEFAULT_CONFIG, model="unsupervised", nz=
 #: The demo's generator and schedule (``config/config.yaml``): the same loop and losses;
 #: a 256-channel bottleneck, half the widths (32-64-128-256), the mask as input, U-Net
 #: skips and the affine colour head (:mod:`gpgan.models`), 800 generator iterations
-#: with one critic step each (5 for the first 10), bfloat16 autocast (docs/training.md).
+#: with one critic step each (5 for the first 10) (docs/training.md).
 DEMO_CONFIG: dict = dict(DEFAULT_CONFIG, n_bottleneck=256, base_width=32, mask_input=True,
                          skip=True, output="affine", affine_grid=16, iterations=800,
                          critic_iters=1, critic_iters_boost=5, boost_first=10,
-                         boost_every=0, checkpoint_every=100, log_every=10, amp=True)
+                         boost_every=0, checkpoint_every=100, log_every=10)
 
 #: Keys that may change between a run and its resumption.
 RESUME_FREE = frozenset({"iterations", "epochs", "num_workers", "device", "checkpoint_every",
@@ -188,8 +189,10 @@ def resolve_config(cfg: dict | None, section: str = "train") -> dict:
     need("epochs", float, 0.0, allow_none=True)
     for key in ("lr_g", "lr_d", "beta1", "beta2", "l2_weight", "clamp", "ratio"):
         need(key, float, 0.0)
-    for key in ("amp", "mask_input", "skip"):
+    for key in ("mask_input", "skip"):
         need(key, bool)
+    if out["amp"] not in AMP_CHOICES or not isinstance(out["amp"], (bool, str)):
+        raise ConfigError(f"training config amp={out['amp']!r}: use auto, true or false")
     if not 0.0 <= out["l2_weight"] <= 1.0:
         raise ConfigError(f"training config l2_weight={out['l2_weight']} not in [0, 1]")
     if out["iterations"] is None and not out["epochs"]:

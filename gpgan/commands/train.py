@@ -44,8 +44,8 @@ def _train(args: argparse.Namespace) -> int:
         cfg = resolve_config(cfg, section=args.section)
     for key in ("iterations", "device", "seed", "num_workers"):
         cfg = _set(cfg, key, getattr(args, key))
-    if args.amp:
-        cfg = _set(cfg, "amp", True)
+    if args.amp is not None:
+        cfg = _set(cfg, "amp", {"auto": "auto", "true": True, "false": False}[args.amp])
     if not args.hdf5 and not (args.train_manifest and args.scenes_root):
         raise ConfigError("gpgan train needs --train-manifest and --scenes-root "
                           "(or --hdf5 with model: unsupervised)")
@@ -98,7 +98,11 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, help="override the seed")
     p.add_argument("--num-workers", dest="num_workers", type=int,
                    help="DataLoader worker processes")
-    p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast, CPU or CUDA)")
+    p.add_argument("--amp", nargs="?", const="true", choices=("auto", "true", "false"),
+                   help="precision: auto (the configs' default: bfloat16 autocast where the "
+                        "CPU or GPU computes bfloat16 natively, else float32), true "
+                        "(autocast; slow where emulated) or false (float32); --amp alone "
+                        "means true")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
