@@ -45,6 +45,8 @@ References
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -57,11 +59,12 @@ from .io import to_float_image, to_mask
 from .operators import gaussian_taps
 from .poisson import (DEFAULT_MAXITER, DEFAULT_RTOL, DEFAULT_SOLVER, Level, check_beta,
                       check_solver, solve_levels)
-from .unsupervised import DEFAULT_LATENT_ITERS, fit_latent
+from .unsupervised import DEFAULT_LATENT_ITERS, fit_latent, fit_latents, latent_color
 from .pyramid import (dilate, downsample2, gaussian_pyramid, level_sizes, resize,
                       resize_mask, upsample2)
 
-__all__ = ["blend", "METHODS", "MIN_COLOR_WEIGHT", "prepare_inputs", "gp_pyramid"]
+__all__ = ["blend", "blend_each", "Blended", "METHODS", "MIN_COLOR_WEIGHT", "prepare_inputs",
+           "gp_pyramid", "generator_input"]
 
 METHODS = ("copy-paste", "poisson", "mpb", "laplacian", "gp", "gp-gan", "gp-gan-unsupervised")
 
@@ -243,6 +246,17 @@ def _pyramids(src, dst, mask, sizes, ref):
     return d_pyr, diff_pyr, m_pyr
 
 
+def _gan_levels(d_pyr, diff_pyr, m_pyr, sizes, image_size: int):
+    """``(cp, m, cp0, m0)``: the copy-paste composite and mask at the coarsest level
+    whose sides are both >= ``image_size`` (the finest level if none is) and at level
+    0 (what ``gp_pyramid``'s ``color_fn`` is given)."""
+    cp0 = hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, 0))
+    k = next((i for i, (h, w) in enumerate(sizes) if min(h, w) >= image_size),
+             len(sizes) - 1)
+    cp = cp0 if k == 0 else hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, k))
+    return cp, m_pyr[k], cp0, m_pyr[0]
+
+
 def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver=DEFAULT_SOLVER,
                sigma=0.5, pyramid="aspect", image_size=64, preserve_background=False,
                band=5, rtol=DEFAULT_RTOL, maxiter=DEFAULT_MAXITER,
@@ -276,14 +290,10 @@ def gp_pyramid(src, dst, mask, color0=None, *, color_weight=1.0, solver=DEFAULT_
     taps = gaussian_taps(sigma)
     beta = check_beta(color_weight, (H, W))
     d_pyr, diff_pyr, m_pyr = _pyramids(src, dst, mask, sizes, ref)
-    cp0 = hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, 0))
     if color0 is None and color_fn is None:
-        color0 = cp0
+        color0 = hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, 0))
     elif color0 is None:
-        k = next((i for i, (h, w) in enumerate(sizes) if min(h, w) >= image_size),
-                 len(sizes) - 1)
-        cp = cp0 if k == 0 else hwc(_copy_paste_level(d_pyr, diff_pyr, m_pyr, k))
-        color0 = color_fn(cp, m_pyr[k], cp0, m_pyr[0])
+        color0 = color_fn(*_gan_levels(d_pyr, diff_pyr, m_pyr, sizes, image_size))
     c0 = chw(np.asarray(color0, dtype=np.float32))
     kernel = "spline" if ref else "cubic-sharp"  # the colour's resampling (pyramid.py)
     y0 = resize(c0, sizes[0], kernel)
@@ -328,8 +338,14 @@ def _generator(model, device: str, method: str):
     return generator
 
 
+def _generator_input(cp, m, size: int):
+    """The copy-paste composite and mask of a pyramid level resampled to the
+    generator's ``size x size`` input (squashing the aspect ratio, as the reference)."""
+    return hwc(resize(chw(cp), (size, size)), clip=True), resize_mask(m, (size, size))
+
+
 def gan_color(cp, m, cp0, m0, model, *, region="mask", device="auto", method="gp-gan",
-              latent_iters=DEFAULT_LATENT_ITERS, latent_seed=0, infos=None):
+              latent_iters=DEFAULT_LATENT_ITERS, latent_seed=0, latent_z=None, infos=None):
     """The generator's colour image at level 0 (``gp-gan`` and ``gp-gan-unsupervised``).
 
     ``cp``/``m``: the copy-paste composite ``(h, w, 3)`` and mask ``(h, w)`` at a
@@ -341,21 +357,23 @@ def gan_color(cp, m, cp0, m0, model, *, region="mask", device="auto", method="gp
     pixels and feathered with a Gaussian of sigma :data:`GAN_FEATHER` (never below
     ``m0``), and ``cp0`` (the scene) outside, so a weak ``G`` cannot repaint the scene.
     For ``gp-gan-unsupervised`` ``G``'s image is ``G(z*)`` fitted to the composite
-    (:func:`gpgan.unsupervised.fit_latent`, ``latent_iters`` and ``latent_seed``); its
-    iterations and losses are appended to ``infos`` (a list) as one dict.
+    (:func:`gpgan.unsupervised.fit_latent`, ``latent_iters`` and ``latent_seed``; its
+    iterations and losses are appended to ``infos``, a list, as one dict), or
+    ``G(latent_z)`` when a fitted ``latent_z`` is given (no fit; :func:`blend_each`).
     Returns float32 ``(h0, w0, 3)`` in [0, 1].
     """
     from .models import generate_color
 
     generator = _generator(model, device, method)
-    size = generator.arch["image_size"]
-    small = hwc(resize(chw(cp), (size, size)), clip=True)
-    if method == "gp-gan-unsupervised":
+    small, small_mask = _generator_input(cp, m, generator.arch["image_size"])
+    if method == "gp-gan-unsupervised" and latent_z is not None:
+        g = latent_color(generator, latent_z)
+    elif method == "gp-gan-unsupervised":
         g, info = fit_latent(generator, small, seed=latent_seed, maxiter=latent_iters)
         if infos is not None:
             infos.append(info)
     else:
-        g = generate_color(generator, small, resize_mask(m, (size, size)))
+        g = generate_color(generator, small, small_mask)
     g0 = hwc(resize(chw(g), m0.shape), clip=True)
     if region == "image":
         return g0
@@ -363,6 +381,74 @@ def gan_color(cp, m, cp0, m0, model, *, region="mask", device="auto", method="gp
                         mode="nearest")
     w = np.maximum(w, m0)[:, :, None]
     return (w * g0 + (1.0 - w) * cp0).astype(np.float32)
+
+
+def generator_input(src, dst, mask, *, offset=None, pyramid="aspect", image_size=64,
+                    size=64):
+    """What the generator of ``gp-gan`` / ``gp-gan-unsupervised`` sees for these inputs:
+    the copy-paste composite ``float32 (size, size, 3)`` and its mask ``(size, size)``,
+    resampled from the pyramid level :func:`gp_pyramid` hands its ``color_fn``."""
+    src, dst, mask = prepare_inputs(src, dst, mask, offset)
+    sizes = level_sizes(*mask.shape, image_size, pyramid)
+    pyr = _pyramids(src, dst, mask, sizes, pyramid == "reference")
+    cp, m, _, _ = _gan_levels(*pyr, sizes, image_size)
+    return _generator_input(cp, m, size)
+
+
+@dataclass
+class Blended:
+    """One result of :func:`blend_each`: the image, the seconds it took (its own work
+    plus its share of a batched latent fit) and :func:`blend`'s ``infos``."""
+
+    image: np.ndarray
+    seconds: float
+    infos: list
+
+
+def blend_each(inputs, method="gp-gan", *, chunk: int = 64, **options):
+    """Blend every ``(src, dst, mask)`` of ``inputs`` with one method; yields
+    :class:`Blended` results in order.
+
+    The same as :func:`blend` on each item, except that ``gp-gan-unsupervised`` fits
+    ``G(z)`` to the composites of ``chunk`` items at once
+    (:func:`gpgan.unsupervised.fit_latents`: one batched pass of ``G`` per round
+    instead of one per composite; each composite's fit and result are its own).
+    ``inputs`` is a sequence; an item may be read when it is indexed (it is indexed
+    twice for ``gp-gan-unsupervised``). ``options`` go to :func:`blend` (``infos`` is
+    per item: see :attr:`Blended.infos`).
+    """
+    options.pop("infos", None)
+    n = len(inputs)
+    if method != "gp-gan-unsupervised":
+        for i in range(n):
+            item, infos = inputs[i], []
+            t0 = time.perf_counter()
+            out = blend(*item, method=method, infos=infos, **options)
+            yield Blended(out, time.perf_counter() - t0, infos)
+        return
+    if options.get("model") is None:
+        raise ModelError(_no_model(method))
+    generator = _generator(options["model"], options.get("device", "auto"), method)
+    geometry = {k: options[k] for k in ("offset", "pyramid", "image_size") if k in options}
+    for start in range(0, n, chunk):
+        idx = range(start, min(start + chunk, n))
+        smalls, seconds = [], 0.0
+        for i in idx:
+            item = inputs[i]
+            t0 = time.perf_counter()
+            smalls.append(generator_input(*item, **geometry,
+                                          size=generator.arch["image_size"])[0])
+            seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        z, fits = fit_latents(generator, smalls, seed=options.get("latent_seed", 0),
+                              maxiter=options.get("latent_iters", DEFAULT_LATENT_ITERS))
+        shared = (seconds + time.perf_counter() - t0) / len(idx)
+        for i, z_i, fit in zip(idx, z, fits):
+            item, infos = inputs[i], [fit]
+            t0 = time.perf_counter()
+            out = blend(*item, method=method, infos=infos,
+                        **dict(options, model=generator, latent_z=z_i))
+            yield Blended(out, shared + time.perf_counter() - t0, infos)
 
 
 def check_color_weight(color_weight) -> None:
@@ -379,7 +465,7 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
           preserve_background=False, band=5, rtol=DEFAULT_RTOL,
           maxiter=DEFAULT_MAXITER, epsilon=0.05, levels=None, device="auto",
           poisson_boundary="mask", gan_region="mask", latent_iters=DEFAULT_LATENT_ITERS,
-          latent_seed=0, infos=None):
+          latent_seed=0, latent_z=None, infos=None):
     """Blend ``src`` into ``dst`` where ``mask`` is 1.
 
     Parameters
@@ -408,6 +494,9 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
         Where ``gp-gan`` takes G's colour at level 0 (:func:`gan_color`).
     latent_iters, latent_seed : int
         ``gp-gan-unsupervised``: L-BFGS-B iterations at most and the seed of ``z0``.
+    latent_z : array of ``nz`` floats, optional
+        ``gp-gan-unsupervised``: a fitted ``z*`` (e.g. from
+        :func:`gpgan.unsupervised.fit_latents`): ``G(latent_z)`` is the colour, no fit.
     infos : list, optional
         Filled with one dict per pyramid level (``gp``, ``gp-gan``; preceded by the
         latent fit's dict for ``gp-gan-unsupervised``).
@@ -448,4 +537,5 @@ def blend(src, dst, mask, method="gp-gan", *, offset=None, color_weight=1.0,
     return gp_pyramid(src, dst, mask, **gp,
                       color_fn=lambda *levels: gan_color(
                           *levels, model, region=gan_region, device=device, method=method,
-                          latent_iters=latent_iters, latent_seed=latent_seed, infos=infos))
+                          latent_iters=latent_iters, latent_seed=latent_seed,
+                          latent_z=latent_z, infos=infos))

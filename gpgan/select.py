@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .blending import blend
+from .blending import blend_each
 from .data.composites import read_test_csv
 from .errors import ModelError
 from .io import atomic_path, read_image, read_mask
@@ -54,14 +54,16 @@ def score_blends(composites, method: str, *, lpips_weights=None, **options) -> d
     """Mean fMSE (and LPIPS) of ``method``'s blends of ``composites`` against the truth.
 
     ``composites`` is a list of ``(src, dst, mask, gt)`` float arrays; ``options`` go to
-    :func:`gpgan.blend`. Returns ``{"fmse": float, "lpips": float or nan}``.
+    :func:`gpgan.blend` (through :func:`gpgan.blending.blend_each`, so the latent fits
+    of ``gp-gan-unsupervised`` run batched). Returns ``{"fmse": float, "lpips": float
+    or nan}``.
     """
     f, lp = [], []
-    for src, dst, mask, gt in composites:
-        out = blend(src, dst, mask, method=method, **options)
-        f.append(fmse(out, gt, mask))
+    inputs = [c[:3] for c in composites]
+    for (src, dst, mask, gt), done in zip(composites, blend_each(inputs, method, **options)):
+        f.append(fmse(done.image, gt, mask))
         if lpips_weights is not None:
-            lp.append(lpips_distance(out, gt, weights_dir=lpips_weights))
+            lp.append(lpips_distance(done.image, gt, weights_dir=lpips_weights))
     return {"fmse": float(np.mean(f)), "lpips": float(np.mean(lp)) if lp else math.nan}
 
 

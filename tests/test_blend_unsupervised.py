@@ -12,7 +12,8 @@ from gpgan.cli import main
 from gpgan.errors import ConfigError, ModelError
 from gpgan.io import read_image, write_image
 from gpgan.models import Generator, LatentGenerator, save_generator
-from gpgan.unsupervised import fit_latent
+from gpgan.blending import blend_each
+from gpgan.unsupervised import fit_latent, fit_latents
 
 from conftest import blob_mask
 
@@ -78,6 +79,51 @@ def test_latent_fit_finds_an_image_the_generator_can_make_and_is_deterministic()
         fit_latent(g, target[:16], seed=0)
     with pytest.raises(ConfigError, match="positive integer"):
         fit_latent(g, target, maxiter=0)
+
+
+def test_batched_fits_equal_one_at_a_time_fits(photos):
+    """fit_latents runs every fit's passes of G together, one batch per round; each
+    composite still gets its own L-BFGS-B fit, so the results are those of fit_latent
+    on it alone (the same bits), whatever else is in the batch."""
+    torch.set_num_threads(1)
+    g = _tiny_latent()
+    crops = [photos[name][k * 40:k * 40 + 128:4, k * 30:k * 30 + 128:4]
+             for k in range(3) for name in ("astronaut", "coffee", "chelsea", "rocket")]
+    z, infos = fit_latents(g, crops, seed=0, maxiter=30)
+    assert z.shape == (12, 16) and len(infos) == 12
+    assert len({i["latent_evaluations"] for i in infos}) > 1  # fits end at their own time
+    for k in (0, 5, 11):
+        color, info = fit_latent(g, crops[k], seed=0, maxiter=30)
+        assert info == infos[k]
+        assert np.array_equal(color, gpgan.unsupervised.latent_color(g, z[k]))
+    z_rev, infos_rev = fit_latents(g, crops[::-1][:7], seed=0, maxiter=30)
+    assert np.array_equal(z_rev, z[::-1][:7]) and infos_rev == infos[::-1][:7]
+    assert fit_latents(g, [], seed=0)[0].shape == (0, 16)
+    with pytest.raises(ModelError, match=r"\(32, 32, 3\)"):
+        fit_latents(g, [crops[0], crops[1][:16]], seed=0)
+
+
+def test_blend_each_equals_blend_on_every_composite(photos, latent_file):
+    torch.set_num_threads(1)
+    h, w = 96, 128
+    items = []
+    for k, (a, b) in enumerate([("astronaut", "coffee"), ("rocket", "chelsea"),
+                                ("coffee", "astronaut")]):
+        items.append((photos[a][:h, :w], photos[b][:h, :w],
+                      blob_mask(h, w, 40 + 5 * k, 60, 20, 30)))
+    opts = dict(model=latent_file, latent_iters=15, latent_seed=2)
+    done = list(blend_each(items, "gp-gan-unsupervised", chunk=2, **opts))
+    for (src, dst, mask), d in zip(items, done):
+        infos = []
+        ref = gpgan.blend(src, dst, mask, method="gp-gan-unsupervised", infos=infos, **opts)
+        assert np.array_equal(d.image, ref) and d.infos[0] == infos[0]
+        assert d.seconds > 0 and [i["level"] for i in d.infos[1:]] == \
+            [i["level"] for i in infos[1:]]
+    gp = list(blend_each(items, "gp"))
+    assert all(np.array_equal(d.image, gpgan.blend(*it, method="gp")) for d, it in
+               zip(gp, items))
+    with pytest.raises(ModelError, match="needs a model"):
+        next(blend_each(items, "gp-gan-unsupervised"))
 
 
 def test_gp_gan_unsupervised_blends_real_photos(scene, latent_file):

@@ -82,3 +82,23 @@ def test_numeric_modules_share_helpers_through_arrays():
                 for t in node.targets:
                     assert not (isinstance(t, ast.Attribute) and "WORKERS" in t.attr), \
                         f"{path.name}:{node.lineno}: assigns {ast.unparse(t)}"
+
+
+def test_import_and_the_numeric_methods_never_import_torch(tmp_path):
+    """`import gpgan` and a blend with a method that needs no network stay free of
+    torch (~3 s and ~600 MB of start-up in every CLI call and workflow job)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, gpgan\n"
+            "assert 'torch' not in sys.modules, 'import gpgan'\n"
+            "from gpgan.batch import blend_test_set\n"
+            "r = np.random.default_rng(0)\n"
+            "src, dst = r.random((40, 48, 3)), r.random((40, 48, 3))\n"
+            "m = np.zeros((40, 48)); m[10:30, 12:36] = 1\n"
+            "for method in ('copy-paste', 'poisson', 'mpb', 'laplacian', 'gp'):\n"
+            "    gpgan.blend(src, dst, m, method=method)\n"
+            "assert 'torch' not in sys.modules, 'a blend'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=PACKAGE.parent)
+    assert res.returncode == 0, res.stderr
