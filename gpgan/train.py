@@ -157,6 +157,8 @@ class _Truths(torch.utils.data.Dataset):
         return len(self.base)
 
     def __getitem__(self, i):
+        if hasattr(self.base, "truth_item"):  # CompositeDataset: the truth alone, cheaper
+            return self.base.truth_item(i)
         item = self.base[i]
         return item if isinstance(item, torch.Tensor) else item[1]
 

@@ -99,6 +99,10 @@ def test_blob_masks_boxes_and_flips_from_the_manifest(setup, tmp_path):
     for i in (0, 7):
         assert torch.equal(fl[i][1], ds[i][1].flip(-1))
         assert torch.equal(fl[i][2], ds[i][2])
+    # the truth alone (what G(z) trains on) is the item's truth, flipped or not
+    for d in (ds, fl):
+        for i in (0, 7, 39):
+            assert torch.equal(d.truth_item(i), d[i][1])
 
 
 def test_missing_and_corrupt_images(setup, tmp_path, caplog):

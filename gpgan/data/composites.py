@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +204,15 @@ def write_train_manifest(scenes_root, scenes, n_samples: int, out_csv, *, seed: 
     return write_csv(out_csv, TRAIN_COLUMNS, rows)
 
 
+@lru_cache(maxsize=16)
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices ``(height, width)`` as float32 (read-only; the training
+    masks are all one size, so building them once per size saves ~10 % of a mask)."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy.flags.writeable = xx.flags.writeable = False
+    return yy, xx
+
+
 def random_blob_mask(height: int, width: int, coverage: float,
                      rng: np.random.Generator) -> np.ndarray:
     """A smooth, star-shaped random blob covering ``coverage`` of the image.
@@ -224,7 +234,7 @@ def random_blob_mask(height: int, width: int, coverage: float,
     ks = np.arange(2, 6)
     amp = rng.uniform(0.0, 0.35, size=ks.size) / np.sqrt(ks - 1)
     phase = rng.uniform(0, 2 * np.pi, size=ks.size)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy, xx = _pixel_grid(height, width)
     dy, dx = yy + 0.5 - cy, xx + 0.5 - cx
     theta = np.arctan2(dy, dx)
     shape = np.exp(sum(a * np.cos(k * theta + p) for k, a, p in zip(ks, amp, phase)))

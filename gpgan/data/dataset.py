@@ -206,7 +206,27 @@ class CompositeDataset(Dataset):
         comp = bg + m[:, :, None] * (obj - bg)
         return comp, np.ascontiguousarray(bg), m
 
+    def truth(self, i: int) -> np.ndarray:
+        """The ground truth of item ``i`` alone (the scene crop, mirrored if ``flip``),
+        float32 ``(S, S, 3)`` in [0, 255]: what :meth:`sample` returns second, without
+        the object crop and the mask (the unsupervised ``G(z)`` needs only this)."""
+        bg = self._crop(self._load(self.bg[i]), i, self.bg[i]).astype(np.float32)
+        return np.ascontiguousarray(bg[:, ::-1] if self.flip[i] else bg)
+
+    def truth_item(self, i: int) -> torch.Tensor:
+        """``self[i][1]`` (the ground-truth tensor), made without the composite."""
+        return self._readable(i, lambda j: to_tensor(self.truth(j)))
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        def item(j):
+            comp, gt, m = self.sample(j)
+            return to_tensor(comp), to_tensor(gt), torch.from_numpy(m)[None]
+
+        return self._readable(i, item)
+
+    def _readable(self, i: int, make):
+        """``make(j)`` for the first row ``j`` from ``i`` on whose images are readable
+        (``on_error``, class docstring)."""
         n = len(self)
         if not -n <= i < n:
             raise IndexError(i)
@@ -216,14 +236,12 @@ class CompositeDataset(Dataset):
             if self.obj[j] in self._bad or self.bg[j] in self._bad:
                 continue
             try:
-                comp, gt, m = self.sample(j)
+                return make(j)
             except _Unreadable as exc:
                 if self.on_error == "fail":
                     raise
                 self._bad.add(exc.rel)
                 log.warning("skipping corrupt image: %s", exc)
-                continue
-            return to_tensor(comp), to_tensor(gt), torch.from_numpy(m)[None]
         raise InputError(f"{self.manifest}: no row with readable images")
 
 
