@@ -16,7 +16,7 @@ rule blend:
         f"{RUN}/benchmarks/blend_{{method}}.tsv"
     conda:
         "../../envs/gpgan.yaml"
-    threads: 2
+    threads: 1
     params:
         options=blend_options,
     script:

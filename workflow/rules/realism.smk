@@ -42,7 +42,7 @@ rule blend_cross:
         f"{RUN}/benchmarks/blend_cross_{{method}}.tsv"
     conda:
         "../../envs/gpgan.yaml"
-    threads: 2
+    threads: 1
     params:
         options=blend_options,
     script:
@@ -66,7 +66,7 @@ rule train_realism:
         f"{RUN}/benchmarks/train_realism.tsv"
     conda:
         "../../envs/gpgan.yaml"
-    threads: all_cores
+    threads: training_threads
     resources:
         gpu=gpus("realism"),
     params:
@@ -99,7 +99,7 @@ rule realism:
         f"{RUN}/benchmarks/realism.tsv"
     conda:
         "../../envs/gpgan.yaml"
-    threads: 2
+    threads: 1
     params:
         methods=METHODS,
         use_mask=config["realism"]["use_mask"],

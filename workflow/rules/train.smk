@@ -21,9 +21,10 @@ if not released("gp-gan"):
             f"{LOGS}/train.log",
         benchmark:
             f"{RUN}/benchmarks/train.tsv"
+        priority: 1  # the longest chain (train -> select -> blend -> evaluate) starts first
         conda:
             "../../envs/gpgan.yaml"
-        threads: all_cores
+        threads: training_threads
         resources:
             gpu=gpus("train"),
             runtime=train_runtime,
@@ -44,9 +45,10 @@ if not released("gp-gan"):
             f"{LOGS}/select_checkpoint.log",
         benchmark:
             f"{RUN}/benchmarks/select_checkpoint.tsv"
+        priority: 1
         conda:
             "../../envs/gpgan.yaml"
-        threads: 2
+        threads: 1
         params:
             options=gp_options("gp-gan"),
             lpips=select_lpips_dir(),
@@ -71,7 +73,7 @@ if not released("gp-gan-unsupervised"):
             f"{RUN}/benchmarks/train_unsupervised.tsv"
         conda:
             "../../envs/gpgan.yaml"
-        threads: all_cores
+        threads: training_threads
         resources:
             gpu=gpus("train_unsupervised"),
             runtime=train_unsupervised_runtime,
@@ -94,7 +96,7 @@ if not released("gp-gan-unsupervised"):
             f"{RUN}/benchmarks/select_unsupervised.tsv"
         conda:
             "../../envs/gpgan.yaml"
-        threads: 2
+        threads: 1
         params:
             options=gp_options("gp-gan-unsupervised"),
             lpips=select_lpips_dir(),
