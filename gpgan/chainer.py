@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, ModelError, OutputError
-from .io import atomic_path
+from .io import atomic_path, cache_dir
 from .models import (Generator, LatentGenerator, infer_generator_arch, load_checkpoint,
                      save_generator)
 
@@ -251,16 +251,6 @@ def convert_chainer_npz(npz_path, out_path) -> Path:
     record = _source_record(npz_path, npz_path.stat(), file_sha256(npz_path))
     return save_generator(gen, out_path, extra={"source": f"chainer:{npz_path.name}",
                                                 "chainer_source": record})
-
-
-def cache_dir() -> Path:
-    """Where conversions go when the npz's own folder is not writable:
-    ``$GPGAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/gpgan``, else ``~/.cache/gpgan``."""
-    if os.environ.get("GPGAN_CACHE_DIR"):
-        return Path(os.environ["GPGAN_CACHE_DIR"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "gpgan"
-    return Path.home() / ".cache" / "gpgan"
 
 
 def cache_candidates(npz_path) -> list[Path]:

@@ -56,6 +56,7 @@ __all__ = [
     "check_output_path",
     "atomic_path",
     "move_contents",
+    "cache_dir",
 ]
 
 #: Largest image (width x height, in millions of pixels) read by default. A 100 MP
@@ -480,3 +481,13 @@ def png_bytes(img: np.ndarray) -> bytes:
     buf = BytesIO()
     _pil_image(img).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def cache_dir() -> Path:
+    """The package's cache folder (converted model files, precision probes):
+    ``$GPGAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/gpgan``, else ``~/.cache/gpgan``."""
+    if os.environ.get("GPGAN_CACHE_DIR"):
+        return Path(os.environ["GPGAN_CACHE_DIR"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "gpgan"
+    return Path.home() / ".cache" / "gpgan"

@@ -229,7 +229,58 @@ def _precision(cfg: dict, device: torch.device, newest) -> Precision:
             dtype = (ckpt["config"].get("amp_dtype") or "bfloat16") if was else "float32"
             recorded = {"dtype": dtype, "reason": f"amp: {str(was).lower()} in the run's "
                                                   "saved config"}
-    return choose_precision(cfg["amp"], cfg["amp_dtype"], device, recorded)
+    return choose_precision(cfg["amp"], cfg["amp_dtype"], device, recorded,
+                            probe=lambda precision: _probe_seconds(cfg, device, precision),
+                            probe_key=_probe_key(cfg))
+
+
+#: What a precision probe's timing depends on in the config: the model and its batch.
+_PROBE_KEYS = ("model", "image_size", "nz", "n_bottleneck", "base_width", "critic_width",
+               "mask_input", "skip", "output", "affine_grid", "batch_size", "critic_iters",
+               "optimizer")
+
+
+def _probe_key(cfg: dict) -> str:
+    return ",".join(f"{k}={cfg[k]}" for k in _PROBE_KEYS)
+
+
+def _probe_seconds(cfg: dict, device: torch.device, precision: Precision, *,
+                   timed: int = 2) -> float:
+    """Seconds of one steady-state iteration (``critic_iters`` critic steps and a
+    generator step) of fresh copies of the run's networks in ``precision``, on random
+    batches: the median of ``timed`` iterations after one warm-up. The global RNGs are
+    left as they were (the run seeds its networks afterwards anyway)."""
+    state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        nets = _networks(cfg, device, precision)
+        task = LatentTask(cfg, device) if cfg["model"] == "unsupervised" else BlendingTask(cfg)
+        gen = torch.Generator().manual_seed(0)
+        b, s = cfg["batch_size"], cfg["image_size"]
+
+        def rand(c):
+            return (torch.rand(b, c, s, s, generator=gen) * 2 - 1).to(device).contiguous(
+                memory_format=_FORMAT)
+
+        y = rand(3)
+        batch = y if cfg["model"] == "unsupervised" else (rand(3), y, (rand(1) > 0.4).float())
+        autocast = precision.context(device.type)
+        times = []
+        for _ in range(timed + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            nets.D.requires_grad_(True)
+            for _ in range(cfg["critic_iters"]):
+                critic_step(nets, task, batch, cfg["clamp"], autocast)
+            nets.D.requires_grad_(False)
+            generator_step(nets, task, batch if task.needs_data else None, autocast)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - t0)
+        del nets
+    np.random.set_state(state[0])
+    random.setstate(state[1])
+    return float(np.median(times[1:]))
 
 
 class BlendingTask:

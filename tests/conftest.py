@@ -11,6 +11,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory):
+    """The package's cache (converted npz files, precision probes; gpgan.io.cache_dir)
+    goes to a folder of the test session, also for the workflows tests start, unless
+    the caller set one."""
+    if "GPGAN_CACHE_DIR" not in os.environ:
+        os.environ["GPGAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("gpgan-cache"))
+        yield
+        del os.environ["GPGAN_CACHE_DIR"]
+    else:
+        yield
+
+
 def _photo(name: str) -> np.ndarray:
     from skimage import data
 

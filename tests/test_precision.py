@@ -1,9 +1,11 @@
-"""``amp: auto``: bfloat16 only where the hardware computes it natively, float32 elsewhere;
-the choice is logged, recorded in the checkpoints and kept by a resumed run.
+"""``amp: auto``: bfloat16 only where the hardware computes it natively and it makes the
+model faster, float32 elsewhere; the choice is logged, recorded in the checkpoints and kept
+by a resumed run.
 
 The capability checks are stubbed to each answer (an AVX-512 BF16 / AMX CPU, an AVX2-only
 CPU, kernels restricted by ``ATEN_CPU_CAPABILITY`` or ``ONEDNN_MAX_CPU_ISA``, CUDA devices
-of compute capability 7.0 and 8.0), so every branch runs on any CPU.
+of compute capability 7.0 and 8.0), and the timing probe to each outcome, so every branch
+runs on any CPU.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import warnings
 import pytest
 import torch
 
+import gpgan.train as T
 from gpgan import precision as P
 from gpgan.errors import ConfigError
 from gpgan.models import load_checkpoint
@@ -33,6 +36,21 @@ def _cpu(monkeypatch, *, bf16: bool, amx: bool = False, capability: str = "AVX51
 
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Probe timings go to a folder of the test's own."""
+    monkeypatch.setenv("GPGAN_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _timings(f32: float, bf16: float, calls: list | None = None):
+    def probe(precision):
+        if calls is not None:
+            calls.append(precision.dtype)
+        return {"float32": f32, "bfloat16": bf16}[precision.dtype]
+    return probe
 
 
 @pytest.mark.parametrize("hw, expected", [
@@ -121,6 +139,7 @@ def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, monkeypatch
     cfg = dict(TINY, iterations=4, amp="auto", mask_input=True, skip=True, output="affine",
                affine_grid=8)
     _cpu(monkeypatch, bf16=start_native)
+    monkeypatch.setattr(T, "_probe_seconds", lambda cfg, device, p: _timings(1.0, 0.5)(p))
     ref = train(cfg, train_set, val_set, tmp_path / "ref", progress=False)
     train(dict(cfg, iterations=2), train_set, val_set, tmp_path / "run", progress=True)
     first = capfd.readouterr().err
@@ -156,3 +175,61 @@ def test_a_run_saved_before_precision_was_recorded_resumes_in_its_config_amp(
                     progress=False)
     assert res["precision"]["dtype"] == "bfloat16"
     assert_same_tensors(state(ref["final"])["generator"], state(res["final"])["generator"])
+
+
+@pytest.mark.parametrize("f32, bf16, expected", [(1.0, 0.6, "bfloat16"), (1.0, 0.95, "bfloat16"),
+                                                 (1.0, 0.97, "float32"), (0.158, 0.169, "float32")])
+def test_where_native_the_probe_decides_with_a_margin(monkeypatch, f32, bf16, expected):
+    _cpu(monkeypatch, bf16=True)
+    calls = []
+    chosen = P.choose_precision("auto", "bfloat16", CPU, probe=_timings(f32, bf16, calls),
+                                probe_key="demo")
+    assert chosen.dtype == expected and sorted(calls) == ["bfloat16", "float32"]
+    assert f"float32 {f32:.3g} s, bfloat16 {bf16:.3g} s (timed now)" in chosen.reason
+
+
+def test_no_probe_where_bf16_is_emulated_and_timings_are_reused(monkeypatch, cache):
+    _cpu(monkeypatch, bf16=False)
+    calls = []
+    assert P.choose_precision("auto", "bfloat16", CPU, probe=_timings(1, 0.1, calls),
+                              probe_key="demo").dtype == "float32"
+    assert calls == []  # an emulated bfloat16 step is never paid for
+    _cpu(monkeypatch, bf16=True)
+    first = P.choose_precision("auto", "bfloat16", CPU, probe=_timings(1, 0.5, calls),
+                               probe_key="demo")
+    # the same machine and model later, under load that would now time it otherwise
+    again = P.choose_precision("auto", "bfloat16", CPU, probe=_timings(1, 2.0, calls),
+                               probe_key="demo")
+    assert first.dtype == again.dtype == "bfloat16" and len(calls) == 2
+    assert "timed earlier on this machine" in again.reason
+    assert (cache / "precision.json").is_file()
+    # another model, or the same model on other threads, is timed afresh
+    P.choose_precision("auto", "bfloat16", CPU, probe=_timings(1, 2.0, calls),
+                       probe_key="paper")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        P.choose_precision("auto", "bfloat16", CPU, probe=_timings(1, 2.0, calls),
+                           probe_key="demo")
+    finally:
+        torch.set_num_threads(threads)
+    assert len(calls) == 6
+    (cache / "precision.json").write_text("{not json")  # a damaged cache is ignored
+    assert P.choose_precision("auto", "bfloat16", CPU, probe=_timings(1, 0.5),
+                              probe_key="demo").dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("model", ["blending", "unsupervised"])
+def test_the_trainers_probe_times_its_own_model_and_leaves_the_rngs_alone(model):
+    import random
+
+    import numpy as np
+
+    tiny = {k: v for k, v in TINY.items() if model == "blending" or k != "n_bottleneck"}
+    cfg = T.resolve_config(dict(tiny, model=model, **({"nz": 8} if model == "unsupervised"
+                                                      else {})))
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    seconds = T._probe_seconds(cfg, CPU, P.Precision("float32", "test"), timed=1)
+    assert seconds > 0
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]
